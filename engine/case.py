@@ -1,0 +1,151 @@
+"""The case record: everything the engine knows about one dispute, as a small immutable value.
+
+Cases are plain records, not one `transitions.Machine` each: one compiled machine per workflow
+version is shared by every case (building a Machine costs ~90 µs; a record costs nothing).
+SLA timers live *inside* the record, so whatever restores a case (a changelog, a SQLite row)
+restores its deadlines with it; the timer heap of a partition is only an index over records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, Literal
+
+from schemas.events import Scalar
+
+MAX_REMEMBERED_EVENT_IDS = 256
+"""Per case; upstream retries arrive within minutes, a case sees tens of events in its life."""
+
+TimerKind = Literal["warning", "deadline"]
+
+
+@dataclass(frozen=True, slots=True)
+class SlaClock:
+    """The time limit of the state the case is in."""
+
+    deadline: datetime
+    warning_at: datetime
+    warned: bool = False
+    breached: bool = False
+    paused_at: datetime | None = None
+    extensions: int = 0
+    data_missing: bool = False
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Timer:
+    """A pending timer. `timer_id` is deterministic, so a replay fires the same id."""
+
+    due: datetime
+    case_id: str
+    kind: TimerKind
+    timer_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """One dispute. `tier` is the rung the case last stood on: a tier-less state (an agreement
+    waiting for judicial confirmation) keeps it, so `resolved_tier` names where it was settled."""
+
+    case_id: str
+    workflow: str
+    version: int
+    state: str
+    tier: str | None
+    seq: int
+    clock: datetime
+    opened_at: datetime
+    entered_at: datetime
+    entered_seq: int
+    """`seq` of the record that entered the state: makes timer ids unique per stay."""
+    escalations: int = 0
+    breaches: int = 0
+    closed: bool = False
+    attrs: dict[str, Scalar] = field(default_factory=dict)
+    sla: SlaClock | None = None
+    seen: tuple[str, ...] = ()
+
+    def timers(self) -> tuple[Timer, ...]:
+        """Pending timers: none when closed, paused or already breached."""
+        sla = self.sla
+        if sla is None or self.closed or sla.paused_at is not None or sla.breached:
+            return ()
+        prefix = f"{self.case_id}/{self.entered_seq}"
+        deadline = Timer(sla.deadline, self.case_id, "deadline", f"{prefix}/deadline")
+        if sla.warned or sla.warning_at >= sla.deadline:
+            return (deadline,)
+        return (Timer(sla.warning_at, self.case_id, "warning", f"{prefix}/warning"), deadline)
+
+    def next_due(self) -> datetime | None:
+        pending = self.timers()
+        return pending[0].due if pending else None
+
+    def remember(self, event_id: str) -> Case:
+        return replace(self, seen=(*self.seen, event_id)[-MAX_REMEMBERED_EVENT_IDS:])
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready snapshot (for the changelog and the SQLite store)."""
+        out: dict[str, Any] = {
+            "case_id": self.case_id,
+            "workflow": self.workflow,
+            "version": self.version,
+            "state": self.state,
+            "tier": self.tier,
+            "seq": self.seq,
+            "clock": self.clock.isoformat(),
+            "opened_at": self.opened_at.isoformat(),
+            "entered_at": self.entered_at.isoformat(),
+            "entered_seq": self.entered_seq,
+            "escalations": self.escalations,
+            "breaches": self.breaches,
+            "closed": self.closed,
+            "attrs": dict(self.attrs),
+            "sla": None,
+            "seen": list(self.seen),
+        }
+        if self.sla is not None:
+            s = self.sla
+            out["sla"] = {
+                "deadline": s.deadline.isoformat(),
+                "warning_at": s.warning_at.isoformat(),
+                "warned": s.warned,
+                "breached": s.breached,
+                "paused_at": s.paused_at.isoformat() if s.paused_at else None,
+                "extensions": s.extensions,
+                "data_missing": s.data_missing,
+            }
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Case:
+        sla = data.get("sla")
+        ts = datetime.fromisoformat
+        return cls(
+            case_id=data["case_id"],
+            workflow=data["workflow"],
+            version=int(data["version"]),
+            state=data["state"],
+            tier=data["tier"],
+            seq=int(data["seq"]),
+            clock=ts(data["clock"]),
+            opened_at=ts(data["opened_at"]),
+            entered_at=ts(data["entered_at"]),
+            entered_seq=int(data["entered_seq"]),
+            escalations=int(data["escalations"]),
+            breaches=int(data["breaches"]),
+            closed=bool(data["closed"]),
+            attrs=dict(data["attrs"]),
+            seen=tuple(data["seen"]),
+            sla=None
+            if sla is None
+            else SlaClock(
+                deadline=ts(sla["deadline"]),
+                warning_at=ts(sla["warning_at"]),
+                warned=bool(sla["warned"]),
+                breached=bool(sla["breached"]),
+                paused_at=ts(sla["paused_at"]) if sla["paused_at"] else None,
+                extensions=int(sla["extensions"]),
+                data_missing=bool(sla["data_missing"]),
+            ),
+        )

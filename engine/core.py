@@ -1,0 +1,275 @@
+"""The functional core: `(case | None, event) → (new case, records, timers)`, and timer firing.
+
+No I/O, no wall clock, no randomness: time comes from the event (`occurred_at`) or from the
+watermark the caller passes to `advance`. That is what makes `fengqiao simulate` a faithful
+replay of `fengqiao run`, and what lets the Kafka shell retry a batch after a crash and get the
+same records. No input makes these functions raise: every refusal is an `EventRejected`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from pydantic import ValidationError
+
+from engine.case import Case, Timer
+from engine.machine import BREACH_TRIGGER, CompiledWorkflow, Step
+from engine.records import RecordBuilder, rejection
+from engine.registry import WorkflowRegistry
+from engine.sla import enter_sla, extend_sla, pause_sla, resume_sla
+from schemas.events import PAYLOAD_MODELS, CaseEvent, CaseReported
+from schemas.records import CaseRecord, EventRejected, RejectionReason
+
+MAX_TIMERS_PER_ADVANCE = 64
+"""A chain of escalations fires at most a few timers; the bound only guards against loops."""
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What the shell must persist: the new case, its records, its pending timers."""
+
+    case: Case | None
+    records: tuple[CaseRecord, ...] = ()
+    rejection: EventRejected | None = None
+    duplicate: bool = False
+
+    @property
+    def timers(self) -> tuple[Timer, ...]:
+        return self.case.timers() if self.case else ()
+
+
+class Engine:
+    """Applies events and fires timers for the workflows of one registry."""
+
+    def __init__(self, registry: WorkflowRegistry) -> None:
+        self.registry = registry
+
+    def workflow_of(self, case: Case) -> CompiledWorkflow | None:
+        return self.registry.get(case.workflow, case.version)
+
+    def apply(self, case: Case | None, event: CaseEvent, origin: str = "") -> Decision:
+        """Apply one event; timers of the case due at or before the event fire first."""
+        if case is not None and event.event_id in case.seen:
+            return Decision(case, duplicate=True)
+        if case is None:
+            return self._open(event, origin)
+        fired = self.advance(case, event.occurred_at)
+        case, records = fired.case, list(fired.records)
+        assert case is not None
+        workflow = self.workflow_of(case)
+        if workflow is None:
+            return self._refuse(case, records, event, origin, "workflow_unknown",
+                                f"{case.workflow}@{case.version} is not loaded")  # fmt: skip
+        builder = RecordBuilder(workflow, case, event.event_id, event.occurred_at)
+        problem = self._check_event(workflow, case, event)
+        if problem is not None:
+            return self._refuse(case, records, event, origin, *problem)
+        kind = workflow.clock_events.get(event.type)
+        result = (
+            self._clock(workflow, builder, kind, event)
+            if kind
+            else self._transition(workflow, builder, event)
+        )
+        if isinstance(result, tuple):
+            return self._refuse(case, records, event, origin, *result)
+        return Decision(result.remember(event.event_id), (*records, *builder.records))
+
+    def advance(self, case: Case, now: datetime) -> Decision:
+        """Fire, in due order, every timer of `case` due at or before `now`."""
+        workflow = self.workflow_of(case)
+        records: list[CaseRecord] = []
+        for _ in range(MAX_TIMERS_PER_ADVANCE):
+            pending = case.timers()
+            if workflow is None or not pending or pending[0].due > now:
+                break
+            timer = pending[0]
+            builder = RecordBuilder(workflow, case, timer.timer_id, timer.due)
+            case = self._fire(workflow, builder, timer)
+            records.extend(builder.records)
+        return Decision(case, tuple(records))
+
+    # -- opening a case ------------------------------------------------------------------
+
+    def _open(self, event: CaseEvent, origin: str) -> Decision:
+        if event.type != "case.reported":
+            return self._refuse(None, [], event, origin, "unknown_case",
+                                f"no open case {event.case_id!r} for {event.type!r}")  # fmt: skip
+        try:
+            payload = CaseReported.model_validate(event.payload)
+        except ValidationError as err:
+            return self._refuse(None, [], event, origin, "schema_invalid", _short(err))
+        workflow = self.registry.newest(payload.workflow)
+        if workflow is None:
+            return self._refuse(None, [], event, origin, "workflow_unknown",
+                                f"no workflow named {payload.workflow!r}")  # fmt: skip
+        if event.source not in workflow.sources:
+            return self._refuse(None, [], event, origin, "unauthorized_source",
+                                f"{event.source!r} may not report {workflow.name} cases")  # fmt: skip
+        at = event.occurred_at.astimezone(workflow.tz)
+        case = Case(
+            case_id=event.case_id, workflow=workflow.name, version=workflow.version, state="", tier=None,
+            seq=0, clock=at, opened_at=at, entered_at=at, entered_seq=0,
+            attrs=dict(payload.attributes),
+        )  # fmt: skip
+        context = _context(case, event, at)
+        dest, detail = _route(workflow, event.source, context)
+        if dest is None:
+            reason: RejectionReason = (
+                "unauthorized_source" if detail.startswith("source") else "guard_failed"
+            )
+            return self._refuse(None, [], event, origin, reason, detail)
+        builder = RecordBuilder(workflow, case, event.event_id, at)
+        case = self._enter(workflow, builder, dest, "case.reported")
+        return Decision(case.remember(event.event_id), tuple(builder.records))
+
+    # -- events on an open case ------------------------------------------------------------
+
+    def _check_event(
+        self, workflow: CompiledWorkflow, case: Case, event: CaseEvent
+    ) -> tuple[RejectionReason, str] | None:
+        if case.closed:
+            return "invalid_transition", f"case is closed in state {case.state!r}"
+        model = PAYLOAD_MODELS.get(event.type)
+        if model is not None:
+            try:
+                model.model_validate(event.payload)
+            except ValidationError as err:
+                return "schema_invalid", _short(err)
+        if event.source not in workflow.sources:
+            return "unauthorized_source", f"{event.source!r} is not a source of {workflow.name}"
+        return None
+
+    def _transition(
+        self, workflow: CompiledWorkflow, builder: RecordBuilder, event: CaseEvent
+    ) -> Case | tuple[RejectionReason, str]:
+        case = builder.case
+        allowed = workflow.allowed.get((event.type, case.state))
+        if allowed is None:
+            return "invalid_transition", f"no transition on {event.type!r} from {case.state!r}"
+        if event.source not in allowed:
+            return "unauthorized_source", f"{event.source!r} may not send {event.type!r} here"
+        step = Step(case.state, event.source, _context(case, event, builder.at))
+        if not workflow.machine.events[event.type].trigger(step):
+            return "guard_failed", step.guard_error or f"no guard of {event.type!r} held"
+        return self._enter(workflow, builder, step.state, event.type)
+
+    def _clock(
+        self, workflow: CompiledWorkflow, builder: RecordBuilder, kind: str, event: CaseEvent
+    ) -> Case | tuple[RejectionReason, str]:
+        case = builder.case
+        spec = workflow.state(case.state).sla
+        if case.sla is None or spec is None:
+            return "invalid_transition", f"state {case.state!r} has no SLA clock to {kind}"
+        sla = case.sla
+        if kind == "pause":
+            new = pause_sla(sla, builder.at)
+        elif kind == "resume":
+            new = resume_sla(workflow, spec, sla, case.entered_at, builder.at)
+        else:
+            new = extend_sla(workflow, spec, sla, case.entered_at)
+        if isinstance(new, str):
+            return "invalid_transition", new
+        action = {"pause": "paused", "resume": "resumed", "extend": "extended"}[kind]
+        case = replace(case, sla=new)
+        builder.sla_changed(case, action)  # type: ignore[arg-type]
+        return builder.case
+
+    # -- timers and entering states --------------------------------------------------------
+
+    def _fire(self, workflow: CompiledWorkflow, builder: RecordBuilder, timer: Timer) -> Case:
+        case = builder.case
+        assert case.sla is not None
+        if timer.kind == "warning":
+            builder.sla_warning(replace(case, sla=replace(case.sla, warned=True)))
+            return builder.case
+        breached = replace(case, sla=replace(case.sla, breached=True, warned=True),
+                           breaches=case.breaches + 1)  # fmt: skip
+        builder.sla_breached(breached)
+        step = Step(case.state, "engine", {})
+        if workflow.machine.events.get(BREACH_TRIGGER) is None or not workflow.machine.events[
+            BREACH_TRIGGER
+        ].trigger(step):
+            return builder.case
+        return self._enter(workflow, builder, step.state, BREACH_TRIGGER)
+
+    def _enter(
+        self, workflow: CompiledWorkflow, builder: RecordBuilder, dest: str, trigger: str
+    ) -> Case:
+        case = builder.case
+        at = builder.at
+        state = workflow.state(dest)
+        from_tier = case.tier
+        to_tier = state.tier or from_tier
+        climbed = (
+            from_tier is not None
+            and to_tier is not None
+            and workflow.tier_index[to_tier] > workflow.tier_index[from_tier]
+        )
+        sla = enter_sla(workflow, state.sla, at) if state.sla and not state.terminal else None
+        moved = replace(case, state=dest, tier=to_tier, entered_at=at, entered_seq=case.seq + 1,
+                        escalations=case.escalations + int(climbed), sla=sla,
+                        closed=state.terminal)  # fmt: skip
+        builder.transitioned(moved, from_state=case.state or None, from_tier=from_tier,
+                             trigger=trigger)  # fmt: skip
+        if state.terminal:
+            builder.closed(builder.case)
+        return builder.case
+
+    def _refuse(
+        self,
+        case: Case | None,
+        records: list[CaseRecord],
+        event: CaseEvent,
+        origin: str,
+        reason: RejectionReason,
+        detail: str,
+    ) -> Decision:
+        return Decision(case, tuple(records), rejection(event, origin, reason, detail))
+
+
+def _context(case: Case, event: CaseEvent, at: datetime) -> dict[str, object]:
+    """What a CEL guard may read. Plain dicts and scalars: CEL converts them natively."""
+    return {
+        "event": {
+            "type": event.type,
+            "source": event.source,
+            "occurred_at": event.occurred_at,
+            "payload": event.payload,
+        },
+        "case": {
+            "state": case.state,
+            "tier": case.tier or "",
+            "workflow": case.workflow,
+            "attrs": case.attrs,
+            "escalations": case.escalations,
+            "opened_at": case.opened_at,
+            "entered_at": case.entered_at,
+        },
+        "now": at,
+    }
+
+
+def _route(
+    workflow: CompiledWorkflow, source: str, context: dict[str, object]
+) -> tuple[str | None, str]:
+    errors: list[str] = []
+    permitted = [r for r in workflow.routes if source in r.allowed_sources]
+    if not permitted:
+        return None, f"source {source!r} may not open a case by any routing rule"
+    for route in permitted:
+        if route.guard is None:
+            return route.dest, ""
+        try:
+            if route.guard.evaluate(context):
+                return route.dest, ""
+        except ValueError as err:
+            errors.append(f"{route.guard.source}: {err}")
+    return None, "no routing rule matched" + (f" ({'; '.join(errors)})" if errors else "")
+
+
+def _short(err: ValidationError) -> str:
+    parts = [
+        f"{'.'.join(str(p) for p in e['loc']) or 'payload'}: {e['msg']}" for e in err.errors()
+    ]
+    return "; ".join(parts[:5])

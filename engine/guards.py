@@ -1,0 +1,80 @@
+"""Guard expressions in CEL, compiled once per workflow and evaluated per event.
+
+CEL (the Common Expression Language, via the `common-expression-language` package) is
+side-effect free, cannot loop forever and cannot reach the host: the properties a guard written
+by a workflow author needs. Python `eval` has none of them and is never used.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import cel
+
+GUARD_VARIABLES = frozenset({"event", "case", "now"})
+"""What a guard may read: the event being applied, the case record, and the domain time."""
+
+SUPPORTED_FUNCTIONS = frozenset(
+    {
+        "size", "startsWith", "endsWith", "contains", "matches", "int", "uint", "double",
+        "string", "bytes", "timestamp", "duration", "type", "dyn", "getFullYear", "getMonth",
+        "getDayOfWeek", "getHours", "exists", "exists_one", "all", "map", "filter", "has",
+    }
+)  # fmt: skip
+"""Functions this CEL implementation evaluates (probed); anything else fails only at run time."""
+
+_IDENTIFIER = re.compile(r"[A-Za-z]\w*")  # operators are named like `_+_`, `!_`, `@in`
+_MACRO_BINDING = re.compile(r"\.\s*(?:all|exists|exists_one|map|filter)\s*\(\s*([A-Za-z_]\w*)\s*,")
+
+
+class GuardError(ValueError):
+    """A guard that cannot be compiled or refers to names it cannot read."""
+
+
+@dataclass(frozen=True, slots=True)
+class Guard:
+    """A compiled CEL program and its source (kept for messages and diagrams)."""
+
+    source: str
+    program: cel.Program
+
+    def evaluate(self, context: dict[str, Any]) -> bool:
+        """True only when the expression yields exactly `true`.
+
+        A runtime error (a missing payload field, a type mismatch) is raised as `GuardError`, so
+        the engine can reject the event with the reason instead of guessing.
+        """
+        try:
+            result = self.program.execute(context)
+        except Exception as err:  # the CEL extension raises several builtin types
+            raise GuardError(str(err)) from err
+        return result is True
+
+
+def compile_guard(source: str) -> Guard:
+    """Compile `source`, refusing syntax errors, unknown variables and unsupported functions."""
+    try:
+        program = cel.compile(source)
+    except Exception as err:  # ValueError on syntax errors; be defensive about the extension
+        raise GuardError(_first_line(str(err))) from err
+    bound = set(_MACRO_BINDING.findall(source))
+    unknown = sorted(set(program.variables()) - GUARD_VARIABLES - bound)
+    if unknown:
+        raise GuardError(
+            f"unknown name(s) {', '.join(unknown)}; a guard may read only "
+            + ", ".join(sorted(GUARD_VARIABLES))
+        )
+    unsupported = sorted(
+        f
+        for f in program.functions()
+        if _IDENTIFIER.fullmatch(f) and f not in SUPPORTED_FUNCTIONS
+    )
+    if unsupported:
+        raise GuardError(f"unsupported function(s) {', '.join(unsupported)}")
+    return Guard(source, program)
+
+
+def _first_line(message: str) -> str:
+    return " ".join(message.split("\n")[:1]).strip() or "invalid CEL expression"

@@ -1,0 +1,167 @@
+"""Compile a checked workflow onto one shared `transitions.Machine`.
+
+The machine holds no case: `model=None`, and each `apply` hands it a throw-away `Step` object
+carrying the case's state and the guard context. `transitions` then does what it is good at:
+finding the transitions of a trigger from the current state, trying their conditions in
+declaration order, and setting the destination. SLA escalations are ordinary transitions on the
+reserved trigger `sla.breached`, so the diagram and the machine agree with the YAML.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from transitions import EventData, Machine
+
+from engine.calendar import BusinessCalendar
+from engine.deadlines import DeadlineCalculator, Duration, WorkingHours
+from engine.guards import Guard, GuardError, compile_guard
+from engine.validate import CheckedWorkflow
+from schemas.workflow import DurationSpec, StateSpec, WorkflowSpec
+
+BREACH_TRIGGER = "sla.breached"
+
+
+@dataclass(slots=True)
+class Step:
+    """The model `transitions` moves for one trigger: a state plus what the guards may read."""
+
+    state: str
+    source: str
+    context: dict[str, Any]
+    guard_error: str | None = None
+    refused_source: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    dest: str
+    guard: Guard | None
+    allowed_sources: frozenset[str]
+
+
+@dataclass(frozen=True)
+class CompiledWorkflow:
+    """Everything the core needs to run cases of one workflow version, built once."""
+
+    spec: WorkflowSpec
+    path: str
+    machine: Machine
+    routes: tuple[Route, ...]
+    tier_index: dict[str, int]
+    clock_events: dict[str, str]
+    deadlines: DeadlineCalculator
+    tz: ZoneInfo
+    sources: frozenset[str] = field(default_factory=frozenset)
+    allowed: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)
+    """Sources that may fire (trigger, from-state): tells `unauthorized_source` from the rest."""
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def version(self) -> int:
+        return self.spec.version
+
+    def state(self, name: str) -> StateSpec:
+        return self.spec.states[name]
+
+    def tier_of(self, state: str) -> str | None:
+        return self.spec.states[state].tier
+
+
+def to_duration(spec: DurationSpec) -> Duration:
+    return Duration(spec.unit, spec.amount)
+
+
+def compile_workflow(checked: CheckedWorkflow, calendar: BusinessCalendar) -> CompiledWorkflow:
+    """Build the shared machine, guards and deadline calculator of one workflow version."""
+    spec = checked.spec
+    all_sources = frozenset(spec.sources)
+    config: list[dict[str, Any]] = []
+    allowed_by_key: dict[tuple[str, str], frozenset[str]] = {}
+    for tr in spec.transitions:
+        allowed = frozenset(tr.allowed_sources or spec.sources)
+        guard = compile_guard(tr.guard) if tr.guard else None
+        source = (
+            [n for n, s in spec.states.items() if not s.terminal]
+            if tr.source == "*"
+            else tr.source_states
+        )
+        for state in source:
+            key = (tr.trigger, state)
+            allowed_by_key[key] = allowed_by_key.get(key, frozenset()) | allowed
+        config.append(
+            {
+                "trigger": tr.trigger,
+                "source": source,
+                "dest": tr.dest,
+                "conditions": [_source_check(allowed), _guard_check(guard)],
+            }
+        )
+    for name, state in spec.states.items():
+        if state.sla and state.sla.escalate_to:
+            config.append(
+                {"trigger": BREACH_TRIGGER, "source": name, "dest": state.sla.escalate_to}
+            )
+    machine = Machine(
+        model=None,
+        states=list(spec.states),
+        transitions=config,
+        initial=None,
+        auto_transitions=False,
+        send_event=True,
+        ignore_invalid_triggers=True,
+        name=f"{spec.name}@{spec.version}",
+    )
+    routes = tuple(
+        Route(
+            r.dest,
+            compile_guard(r.guard) if r.guard else None,
+            frozenset(r.allowed_sources or spec.sources),
+        )
+        for r in spec.routing
+    )
+    clock_events = {t: k for k in ("pause", "resume", "extend") for t in getattr(spec.clock, k)}
+    tz = ZoneInfo(spec.timezone)
+    hours = WorkingHours(spec.working_hours.start, spec.working_hours.end)
+    return CompiledWorkflow(
+        spec=spec,
+        path=checked.path,
+        machine=machine,
+        routes=routes,
+        tier_index={t: i for i, t in enumerate(spec.tiers)},
+        clock_events=clock_events,
+        deadlines=DeadlineCalculator(calendar, tz, hours),
+        tz=tz,
+        sources=all_sources,
+        allowed=allowed_by_key,
+    )
+
+
+def _source_check(allowed: frozenset[str]) -> Any:
+    def check(event: EventData) -> bool:
+        step: Step = event.model
+        if step.source in allowed:
+            return True
+        step.refused_source = True
+        return False
+
+    return check
+
+
+def _guard_check(guard: Guard | None) -> Any:
+    def check(event: EventData) -> bool:
+        if guard is None:
+            return True
+        step: Step = event.model
+        try:
+            return guard.evaluate(step.context)
+        except GuardError as err:
+            step.guard_error = f"{guard.source}: {err}"
+            return False
+
+    return check

@@ -1,0 +1,132 @@
+"""Building output records: per-case `seq`, deterministic ids, domain time, late marking.
+
+One builder serves one input (an event or a timer). It advances the case's `seq` by one per
+record, so `seq` is contiguous by construction, and derives `record_id` from case and seq, so a
+replay after a crash produces byte-identical records that downstream can deduplicate.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from dataclasses import replace
+from datetime import datetime
+from typing import Literal
+
+from engine.case import Case
+from engine.machine import CompiledWorkflow
+from schemas.events import CaseEvent
+from schemas.records import (
+    CaseClosed,
+    CaseRecord,
+    CaseTransitioned,
+    EventRejected,
+    RejectionReason,
+    SlaBreached,
+    SlaChanged,
+    SlaInfo,
+    SlaWarning,
+)
+
+RECORD_NAMESPACE = uuid.UUID("6f1c7a52-3c1e-4f7e-9a55-0b9d1f3a8c21")
+
+
+def record_id(case_id: str, seq: int) -> str:
+    return str(uuid.uuid5(RECORD_NAMESPACE, f"{case_id}/{seq}"))
+
+
+def sla_info(case: Case) -> SlaInfo | None:
+    sla = case.sla
+    if sla is None:
+        return None
+    return SlaInfo(
+        deadline=sla.deadline,
+        warning_at=sla.warning_at,
+        paused=sla.paused_at is not None,
+        extensions=sla.extensions,
+        holiday_data_missing=sla.data_missing,
+    )
+
+
+class RecordBuilder:
+    """Collects the records one input produces for one case."""
+
+    def __init__(
+        self, workflow: CompiledWorkflow, case: Case, caused_by: str, occurred_at: datetime
+    ) -> None:
+        local = occurred_at.astimezone(workflow.tz)
+        self.workflow = workflow
+        self.caused_by = caused_by
+        self.late = local < case.clock
+        self.at = max(local, case.clock)
+        self.case = replace(case, clock=self.at)
+        self.records: list[CaseRecord] = []
+
+    def _common(self, case: Case) -> dict[str, object]:
+        return {
+            "record_id": record_id(case.case_id, case.seq),
+            "case_id": case.case_id,
+            "seq": case.seq,
+            "workflow": self.workflow.name,
+            "workflow_version": self.workflow.version,
+            "occurred_at": self.at,
+            "caused_by": self.caused_by,
+            "late": self.late,
+        }
+
+    def _add(self, case: Case, record_type: type[CaseRecord], **fields: object) -> None:
+        case = replace(case, seq=case.seq + 1, clock=self.at)
+        self.records.append(record_type.model_validate({**self._common(case), **fields}))
+        self.case = case
+
+    def transitioned(
+        self, case: Case, *, from_state: str | None, from_tier: str | None, trigger: str
+    ) -> None:
+        self._add(case, CaseTransitioned, from_state=from_state, to_state=case.state,
+                  from_tier=from_tier, to_tier=case.tier,
+                  trigger=trigger, sla=sla_info(case))  # fmt: skip
+
+    def closed(self, case: Case) -> None:
+        outcome = self.workflow.state(case.state).outcome or "closed"
+        self._add(case, CaseClosed, outcome=outcome, resolved_tier=case.tier,
+                  escalations=case.escalations, on_time=case.breaches == 0)  # fmt: skip
+
+    def sla_warning(self, case: Case) -> None:
+        assert case.sla is not None
+        self._add(case, SlaWarning, state=case.state, deadline=case.sla.deadline)
+
+    def sla_breached(self, case: Case) -> None:
+        assert case.sla is not None
+        self._add(case, SlaBreached, state=case.state, deadline=case.sla.deadline)
+
+    def sla_changed(self, case: Case, action: Literal["paused", "resumed", "extended"]) -> None:
+        self._add(case, SlaChanged, state=case.state, action=action, sla=sla_info(case))
+
+
+def rejection(
+    event: CaseEvent | None,
+    origin: str,
+    reason: RejectionReason,
+    detail: str,
+    original: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> EventRejected:
+    """A dead-letter record; its id derives from where the input came from (replay-stable)."""
+    if original is None and event is not None:
+        original = event.model_dump_json().encode()
+    raw = original or b""
+    try:
+        text, encoding = raw.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        text, encoding = base64.b64encode(raw).decode("ascii"), "base64"
+    return EventRejected(
+        record_id=str(uuid.uuid5(RECORD_NAMESPACE, f"rejected/{origin}")),
+        case_id=event.case_id if event else None,
+        event_id=event.event_id if event else None,
+        reason=reason,
+        detail=detail[:1000],
+        origin=origin,
+        original=text,
+        original_encoding=encoding,  # type: ignore[arg-type]
+        headers=headers or {},
+    )

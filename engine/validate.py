@@ -1,0 +1,249 @@
+"""Turn a workflow file into a checked `WorkflowSpec`, or into every problem it has.
+
+Three layers, all reported the same way (`PATH:LINE:COL: error: MESSAGE`): YAML syntax
+(`engine.yaml_source`), shape (the pydantic models in `schemas.workflow`) and meaning (the checks
+below, which need the whole document: names that refer to each other, reachability, guards).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import ValidationError
+
+from engine.guards import GuardError, compile_guard
+from engine.problems import Problem
+from engine.yaml_source import SourceDoc, load_yaml
+from schemas.workflow import WorkflowSpec
+
+RESERVED_TRIGGERS = frozenset({"sla.breached", "sla.warning"})
+"""Triggers the engine fires itself from timers; a workflow may not declare them."""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedWorkflow:
+    """A workflow that passed every check, with the file it came from."""
+
+    spec: WorkflowSpec
+    path: str
+
+
+def check_file(path: str, raw: bytes) -> tuple[CheckedWorkflow | None, list[Problem]]:
+    """All problems of one workflow file; the spec only when there are none."""
+    doc, problems = load_yaml(path, raw)
+    if doc is None:
+        return None, problems
+    if not isinstance(doc.data, dict):
+        return None, [*problems, doc.problem_at((), "a workflow file must be a mapping")]
+    try:
+        spec = WorkflowSpec.model_validate(doc.data)
+    except ValidationError as err:
+        return None, problems + _schema_problems(doc, err)
+    problems += list(_semantic_problems(spec, doc))
+    return (CheckedWorkflow(spec, path) if not problems else None), problems
+
+
+def _schema_problems(doc: SourceDoc, err: ValidationError) -> list[Problem]:
+    """One problem per place: the alternatives of a union are merged into one message."""
+    merged: dict[tuple[int, int], Problem] = {}
+    for error in err.errors():
+        problem = _schema_problem(doc, error)
+        key = (problem.line, problem.col)
+        if key in merged:
+            first = merged[key]
+            problem = Problem(first.path, first.line, first.col, f"{first.message}; or {_tail(problem)}")
+        merged[key] = problem
+    return list(merged.values())
+
+
+def _tail(problem: Problem) -> str:
+    return problem.message.split(": ", 1)[-1]
+
+
+def _schema_problem(doc: SourceDoc, error: Any) -> Problem:
+    loc = tuple(p for p in error["loc"] if isinstance(p, str | int))
+    known = max((n for n in range(len(loc) + 1) if loc[:n] in doc.values), default=0)
+    if error["type"] not in ("extra_forbidden", "missing"):
+        loc = loc[:known]
+    where = ".".join(str(p) for p in loc) or "document"
+    message = str(error["msg"])
+    if error["type"] == "extra_forbidden":
+        return doc.problem_at(loc, f"unknown key {loc[-1]!r}", key=True)
+    if error["type"] == "missing":
+        return doc.problem_at(loc[:-1], f"missing required key {loc[-1]!r} in {where}")
+    return doc.problem_at(loc, f"{where}: {message}")
+
+
+def _semantic_problems(spec: WorkflowSpec, doc: SourceDoc) -> Iterator[Problem]:
+    yield from _check_names(spec, doc)
+    yield from _check_states(spec, doc)
+    yield from _check_routing(spec, doc)
+    yield from _check_transitions(spec, doc)
+    yield from _check_clock(spec, doc)
+    yield from _check_graph(spec, doc)
+
+
+def _check_names(spec: WorkflowSpec, doc: SourceDoc) -> Iterator[Problem]:
+    try:
+        ZoneInfo(spec.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        yield doc.problem_at(("timezone",), f"unknown time zone {spec.timezone!r}")
+    for field in ("tiers", "sources"):
+        seen: set[str] = set()
+        for i, name in enumerate(getattr(spec, field)):
+            if name in seen:
+                yield doc.problem_at((field, i), f"{name!r} is listed twice in {field}")
+            seen.add(name)
+
+
+def _check_states(spec: WorkflowSpec, doc: SourceDoc) -> Iterator[Problem]:
+    tiers = {t: i for i, t in enumerate(spec.tiers)}
+    for name, state in spec.states.items():
+        at = ("states", name)
+        if state.tier is not None and state.tier not in tiers:
+            yield doc.problem_at((*at, "tier"), f"state {name!r}: unknown tier {state.tier!r}")
+        if state.terminal and state.outcome is None:
+            yield doc.problem_at(at, f"terminal state {name!r} needs an outcome", key=True)
+        if not state.terminal and state.outcome is not None:
+            yield doc.problem_at(
+                (*at, "outcome"), f"state {name!r} is not terminal and cannot have an outcome"
+            )
+        if state.sla is None:
+            continue
+        if state.terminal:
+            yield doc.problem_at((*at, "sla"), f"terminal state {name!r} cannot have an SLA")
+        if (state.sla.extension is None) != (state.sla.max_extensions == 0):
+            yield doc.problem_at(
+                (*at, "sla"), f"state {name!r}: give both extension and max_extensions, or neither"
+            )
+        target_name = state.sla.escalate_to
+        if target_name is None:
+            continue
+        target = spec.states.get(target_name)
+        where = (*at, "sla", "escalate_to")
+        if target is None:
+            yield doc.problem_at(where, f"escalate_to: unknown state {target_name!r}")
+        elif state.tier is None or tiers.get(target.tier or "", -1) <= tiers[state.tier]:
+            yield doc.problem_at(
+                where,
+                f"escalate_to {target_name!r} (tier {target.tier}) does not climb the ladder "
+                f"from {name!r} (tier {state.tier})",
+            )
+
+
+def _check_routing(spec: WorkflowSpec, doc: SourceDoc) -> Iterator[Problem]:
+    for i, route in enumerate(spec.routing):
+        at = ("routing", i)
+        target = spec.states.get(route.dest)
+        if target is None:
+            yield doc.problem_at((*at, "dest"), f"routing: unknown state {route.dest!r}")
+        elif target.terminal:
+            yield doc.problem_at((*at, "dest"), f"routing: {route.dest!r} is a terminal state")
+        yield from _check_sources(spec, doc, at, route.allowed_sources)
+        yield from _check_guard(doc, at, route.guard)
+        catch_all = route.guard is None and route.allowed_sources is None
+        if catch_all and i < len(spec.routing) - 1:
+            yield doc.problem_at(
+                at, "routing rule without a guard must be the last one (the rules after it "
+                "can never match)"
+            )
+
+
+def _check_transitions(spec: WorkflowSpec, doc: SourceDoc) -> Iterator[Problem]:
+    by_key: dict[tuple[str, str], list[int]] = defaultdict(list)
+    clock_events = {*spec.clock.pause, *spec.clock.resume, *spec.clock.extend}
+    for i, tr in enumerate(spec.transitions):
+        at = ("transitions", i)
+        if tr.trigger in RESERVED_TRIGGERS:
+            yield doc.problem_at((*at, "trigger"), f"trigger {tr.trigger!r} is reserved")
+        if tr.trigger in clock_events:
+            yield doc.problem_at(
+                (*at, "trigger"), f"trigger {tr.trigger!r} is already a clock event"
+            )
+        if tr.dest not in spec.states:
+            yield doc.problem_at((*at, "dest"), f"unknown state {tr.dest!r}")
+        sources = list(spec.states) if tr.source == "*" else tr.source_states
+        for src in sources:
+            state = spec.states.get(src)
+            if state is None:
+                yield doc.problem_at((*at, "source"), f"unknown state {src!r}")
+            elif state.terminal and tr.source != "*":
+                yield doc.problem_at(
+                    (*at, "source"), f"transition out of terminal state {src!r}"
+                )
+            else:
+                by_key[(tr.trigger, src)].append(i)
+        yield from _check_sources(spec, doc, at, tr.allowed_sources)
+        yield from _check_guard(doc, at, tr.guard)
+    for (trigger, src), indexes in by_key.items():
+        guards = [spec.transitions[i].guard for i in indexes]
+        for n, i in enumerate(indexes[:-1]):
+            if guards[n] is None or guards[n] in guards[n + 1 :]:
+                yield doc.problem_at(
+                    ("transitions", i),
+                    f"ambiguous: several transitions on {trigger!r} from {src!r} and no guard "
+                    "tells them apart",
+                )
+
+
+def _check_sources(
+    spec: WorkflowSpec, doc: SourceDoc, at: tuple[str | int, ...], allowed: list[str] | None
+) -> Iterator[Problem]:
+    for j, name in enumerate(allowed or []):
+        if name not in spec.sources:
+            yield doc.problem_at(
+                (*at, "allowed_sources", j), f"unknown source {name!r} (not in sources)"
+            )
+
+
+def _check_guard(
+    doc: SourceDoc, at: tuple[str | int, ...], guard: str | None
+) -> Iterator[Problem]:
+    if guard is None:
+        return
+    try:
+        compile_guard(guard)
+    except GuardError as err:
+        yield doc.problem_at((*at, "guard"), f"guard: {err}")
+
+
+def _check_clock(spec: WorkflowSpec, doc: SourceDoc) -> Iterator[Problem]:
+    seen: dict[str, str] = {}
+    for kind in ("pause", "resume", "extend"):
+        for i, trigger in enumerate(getattr(spec.clock, kind)):
+            if trigger in seen:
+                yield doc.problem_at(
+                    ("clock", kind, i), f"{trigger!r} is both a {seen[trigger]} and a {kind} event"
+                )
+            seen[trigger] = kind
+    if spec.clock.extend and not any(s.sla and s.sla.extension for s in spec.states.values()):
+        yield doc.problem_at(("clock", "extend"), "extend events given but no SLA has extension")
+
+
+def _check_graph(spec: WorkflowSpec, doc: SourceDoc) -> Iterator[Problem]:
+    edges: dict[str, set[str]] = defaultdict(set)
+    for tr in spec.transitions:
+        for src in spec.states if tr.source == "*" else tr.source_states:
+            edges[src].add(tr.dest)
+    for name, state in spec.states.items():
+        if state.sla and state.sla.escalate_to:
+            edges[name].add(state.sla.escalate_to)
+    reached: set[str] = set()
+    todo = [r.dest for r in spec.routing]
+    while todo:
+        name = todo.pop()
+        if name not in reached:
+            reached.add(name)
+            todo.extend(edges.get(name, ()))
+    for name, state in spec.states.items():
+        at = ("states", name)
+        if name not in reached:
+            yield doc.problem_at(at, f"state {name!r} is unreachable from routing", key=True)
+        if not state.terminal and not edges.get(name):
+            yield doc.problem_at(
+                at, f"state {name!r} is a dead end: not terminal and no way out", key=True
+            )

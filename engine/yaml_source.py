@@ -1,0 +1,185 @@
+"""Safe YAML loading that remembers where every value came from.
+
+Why not `yaml.safe_load`: it forgets positions (so schema errors could not point at a line),
+silently keeps the last of two duplicate keys, follows YAML 1.1 (`on:` becomes `True`, `09:00`
+becomes 540) and lets an alias bomb expand into billions of nodes once something walks the
+result. Here the document is composed into nodes with PyYAML's safe loader, checked, and only
+then turned into plain Python values with a map from each value's path to its position.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from engine.problems import Problem
+
+MAX_FILE_BYTES = 1_000_000
+MAX_EXPANDED_NODES = 100_000
+
+Path_ = tuple[str | int, ...]
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 scalars: only true/false are booleans, no base-60 numbers."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag not in ("tag:yaml.org,2002:bool",)]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+_INT_RESOLVERS = [
+    (tag, rx) for tag, rx in _Loader.yaml_implicit_resolvers.get("1", []) if tag.endswith(":int")
+]
+_SEXAGESIMAL = re.compile(r"^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$")
+
+
+def _resolve(self: _Loader, kind: Any, value: Any, implicit: Any) -> str:
+    if kind is yaml.ScalarNode and implicit[0] and _SEXAGESIMAL.match(value):
+        return "tag:yaml.org,2002:str"
+    tag: str = yaml.SafeLoader.resolve(self, kind, value, implicit)
+    return tag
+
+
+_Loader.resolve = _resolve  # type: ignore[method-assign]
+
+
+@dataclass(slots=True)
+class SourceDoc:
+    """A loaded document: plain data plus the position of every key and value."""
+
+    path: str
+    data: Any
+    values: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    keys: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+
+    def problem_at(self, loc: Path_, message: str, *, key: bool = False) -> Problem:
+        """A problem at the nearest known position of `loc` (an ancestor when `loc` is absent)."""
+        table = self.keys if key else self.values
+        for end in range(len(loc), -1, -1):
+            prefix = loc[:end]
+            pos = table.get(prefix) or self.values.get(prefix)
+            if pos is not None:
+                return Problem(self.path, pos[0], pos[1], message)
+        return Problem(self.path, 1, 1, message)
+
+
+def _mark(node: yaml.Node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+def _position_of_byte(raw: bytes, offset: int) -> tuple[int, int]:
+    before = raw[:offset]
+    line = before.count(b"\n") + 1
+    return line, offset - (before.rfind(b"\n") + 1) + 1
+
+
+def load_yaml(path: str, raw: bytes) -> tuple[SourceDoc | None, list[Problem]]:
+    """Load one YAML document, or return the problems that make it unusable."""
+    if len(raw) > MAX_FILE_BYTES:
+        return None, [Problem(path, 1, 1, f"file is larger than {MAX_FILE_BYTES} bytes")]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line, col = _position_of_byte(raw, err.start)
+        return None, [Problem(path, line, col, "file is not UTF-8 text (binary file?)")]
+    if "\x00" in text:
+        line, col = _position_of_byte(raw, raw.index(b"\x00"))
+        return None, [Problem(path, line, col, "file contains a NUL byte (binary file?)")]
+    if not text.strip():
+        return None, [Problem(path, 1, 1, "file is empty")]
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        return None, [Problem(path, line, col, _yaml_message(err))]
+    except yaml.YAMLError as err:
+        return None, [Problem(path, 1, 1, f"YAML error: {err}")]
+    finally:
+        loader.dispose()
+    if node is None:
+        return None, [Problem(path, 1, 1, "file is empty")]
+    doc = SourceDoc(path, None)
+    problems: list[Problem] = []
+    budget = [MAX_EXPANDED_NODES]
+    try:
+        doc.data = _build(node, (), doc, problems, budget)
+    except _TooLarge as err:
+        return None, [Problem(path, err.line, err.col, err.message)]
+    return doc, problems
+
+
+class _TooLarge(Exception):
+    def __init__(self, node: yaml.Node) -> None:
+        self.line, self.col = _mark(node)
+        self.message = (
+            f"document expands to more than {MAX_EXPANDED_NODES} nodes (alias bomb?); refused"
+        )
+
+
+def _yaml_message(err: yaml.MarkedYAMLError) -> str:
+    parts = [p for p in (err.context, err.problem) if p]
+    message = "; ".join(parts) or "YAML syntax error"
+    if "\t" in message or "'\\t'" in message:
+        message += " (tabs are not allowed for indentation in YAML; use spaces)"
+    return f"YAML syntax error: {message}"
+
+
+def _build(
+    node: yaml.Node, path: Path_, doc: SourceDoc, problems: list[Problem], budget: list[int]
+) -> Any:
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise _TooLarge(node)
+    doc.values.setdefault(path, _mark(node))
+    if not node.tag.startswith("tag:yaml.org,2002:") or node.tag.startswith(
+        "tag:yaml.org,2002:python/"
+    ):
+        line, col = _mark(node)
+        problems.append(Problem(doc.path, line, col, f"YAML tag {node.tag!r} is not allowed"))
+        return None
+    if isinstance(node, yaml.MappingNode):
+        result: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = _scalar(key_node, doc, problems)
+            if not isinstance(key, str | int | bool | float) or isinstance(key, bool):
+                line, col = _mark(key_node)
+                problems.append(Problem(doc.path, line, col, "mapping keys must be plain strings"))
+                continue
+            key = str(key)
+            if key in result:
+                line, col = _mark(key_node)
+                problems.append(Problem(doc.path, line, col, f"duplicate key {key!r}"))
+                continue
+            doc.keys[(*path, key)] = _mark(key_node)
+            result[key] = _build(value_node, (*path, key), doc, problems, budget)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [
+            _build(item, (*path, i), doc, problems, budget) for i, item in enumerate(node.value)
+        ]
+    return _scalar(node, doc, problems)
+
+
+def _scalar(node: yaml.Node, doc: SourceDoc, problems: list[Problem]) -> Any:
+    if not isinstance(node, yaml.ScalarNode):
+        return node
+    try:
+        return _CONSTRUCTOR.construct_object(node, deep=True)
+    except (yaml.YAMLError, ValueError, OverflowError) as err:
+        line, col = _mark(node)
+        problems.append(Problem(doc.path, line, col, f"cannot read value {node.value!r}: {err}"))
+        return None
+    finally:
+        _CONSTRUCTOR.constructed_objects.clear()
+
+
+_CONSTRUCTOR = yaml.constructor.SafeConstructor()

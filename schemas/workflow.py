@@ -1,0 +1,165 @@
+"""The workflow language: what a workflow author may write in `workflows/*.yaml`.
+
+The shape mirrors the `transitions` library's own configuration (`trigger`, `source`, `dest`,
+`conditions` become `trigger`, `source`, `dest`, `guard`) so that a reader who knows the library
+recognises the file, and so that compilation is a near one-to-one mapping.
+
+These models check *shape* only (types, required keys, value ranges). Whether the names refer to
+each other correctly, whether every state is reachable, and whether guards compile is the job of
+`engine.validate`, which needs the whole document at once.
+"""
+
+from __future__ import annotations
+
+from datetime import time
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+Name = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_.\-]*$", min_length=1, max_length=80),
+]
+"""State, tier, source and event-type names: ASCII so they are safe as metric labels and ids."""
+
+DurationUnit = Literal["working_days", "calendar_days", "hours", "working_hours"]
+
+
+class _Strict(BaseModel):
+    """Unknown keys are refused: a typo in a key must not silently disable a rule."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DurationSpec(_Strict):
+    """A length of time in exactly one unit.
+
+    Day units follow Chinese procedural counting (the start day is not counted, a limit ending on a
+    holiday ends on the next working day, days end at 24:00 in the workflow's time zone).
+    """
+
+    working_days: int | None = Field(default=None, ge=0, le=3650)
+    calendar_days: int | None = Field(default=None, ge=0, le=3650)
+    hours: int | None = Field(default=None, ge=0, le=87600)
+    working_hours: int | None = Field(default=None, ge=0, le=87600)
+
+    @model_validator(mode="after")
+    def _exactly_one_unit(self) -> DurationSpec:
+        given = [u for u in self.unit_names() if getattr(self, u) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of working_days, calendar_days, hours, working_hours"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        return self
+
+    @staticmethod
+    def unit_names() -> tuple[DurationUnit, ...]:
+        return ("working_days", "calendar_days", "hours", "working_hours")
+
+    @property
+    def unit(self) -> DurationUnit:
+        return next(u for u in self.unit_names() if getattr(self, u) is not None)
+
+    @property
+    def amount(self) -> int:
+        value = getattr(self, self.unit)
+        assert isinstance(value, int)
+        return value
+
+
+class SlaSpec(DurationSpec):
+    """The time limit of one state: a duration, when to warn, and what a breach does."""
+
+    warn_at: float = Field(
+        default=0.8,
+        gt=0,
+        lt=1,
+        description="Fraction of the allowed time after which `sla.warning` is emitted.",
+    )
+    escalate_to: Name | None = Field(
+        default=None,
+        description="State the case moves to when the deadline passes; omit to only report.",
+    )
+    extension: DurationSpec | None = Field(
+        default=None, description="How far one authorised extension moves the deadline."
+    )
+    max_extensions: int = Field(default=0, ge=0, le=10)
+
+
+class StateSpec(_Strict):
+    tier: Name | None = None
+    terminal: bool = False
+    outcome: Name | None = Field(
+        default=None,
+        description="Outcome reported when a case ends here (resolved, confirmed, litigation, "
+        "referred, withdrawn, closed); required on terminal states.",
+    )
+    sla: SlaSpec | None = None
+    description: str | None = None
+
+
+class TransitionSpec(_Strict):
+    trigger: Name = Field(description="Event type that fires this transition.")
+    source: Literal["*"] | Name | list[Name] = Field(
+        description="State(s) the case must be in; '*' for every non-terminal state."
+    )
+    dest: Name
+    guard: str | None = Field(
+        default=None,
+        max_length=2000,
+        description="CEL expression over `event`, `case` and `now`; the transition is taken "
+        "only when it is true.",
+    )
+    allowed_sources: list[Name] | None = Field(
+        default=None,
+        description="Intake channels that may send this event; default: all workflow sources.",
+    )
+
+    @property
+    def source_states(self) -> list[str]:
+        return [self.source] if isinstance(self.source, str) else list(self.source)
+
+
+class RouteSpec(_Strict):
+    """One rule routing a new case (`case.reported`) to its entry state; first match wins."""
+
+    dest: Name
+    guard: str | None = Field(default=None, max_length=2000)
+    allowed_sources: list[Name] | None = None
+
+
+class ClockSpec(_Strict):
+    """Events that stop, restart and extend the SLA clock of the current state."""
+
+    pause: list[Name] = Field(default_factory=list)
+    resume: list[Name] = Field(default_factory=list)
+    extend: list[Name] = Field(default_factory=list)
+
+
+class WorkingHoursSpec(_Strict):
+    start: time = time(9, 0)
+    end: time = time(17, 0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> WorkingHoursSpec:
+        if self.start >= self.end:
+            raise ValueError("working hours must start before they end")
+        return self
+
+
+class WorkflowSpec(_Strict):
+    """A whole workflow file."""
+
+    name: Name
+    version: int = Field(ge=1)
+    description: str | None = None
+    timezone: str = "Asia/Shanghai"
+    calendar: Literal["cn"] = "cn"
+    working_hours: WorkingHoursSpec = Field(default_factory=WorkingHoursSpec)
+    tiers: list[Name] = Field(min_length=1, description="The ladder, lowest rung first.")
+    sources: list[Name] = Field(min_length=1, description="Intake channels this workflow accepts.")
+    states: dict[Name, StateSpec] = Field(min_length=1)
+    routing: list[RouteSpec] = Field(min_length=1)
+    transitions: list[TransitionSpec] = Field(default_factory=list)
+    clock: ClockSpec = Field(default_factory=ClockSpec)
