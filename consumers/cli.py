@@ -1,0 +1,147 @@
+"""The `fengqiao` command line (DESIGN §5): wiring only, the work happens in `engine/`.
+
+Exit codes: 0 success, 1 the input was refused (invalid workflows), 2 usage or settings errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from engine.diagram import dot, mermaid
+from engine.problems import InvalidWorkflowError
+from engine.registry import WorkflowRegistry, check_paths
+
+DEFAULT_WORKFLOWS = Path("workflows")
+
+
+def _workflows_default() -> Path:
+    """`workflows/` of the working directory, else the one shipped beside the packages."""
+    if DEFAULT_WORKFLOWS.is_dir():
+        return DEFAULT_WORKFLOWS
+    return Path(__file__).resolve().parent.parent / "workflows"
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    paths = [Path(p) for p in args.paths] or [_workflows_default()]
+    missing = [p for p in paths if not p.exists()]
+    for path in missing:
+        print(f"{path}:1:1: error: no such file or directory")
+    checked, problems = check_paths([p for p in paths if p.exists()])
+    for problem in sorted(problems):
+        print(problem)
+    if problems or missing:
+        return 1
+    print(f"ok: {len(checked)} workflow(s) valid", file=sys.stderr)
+    return 0
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    checked, problems = check_paths([Path(args.file)])
+    if problems or not checked:
+        for problem in sorted(problems):
+            print(problem)
+        return 1
+    render = dot if args.format == "dot" else mermaid
+    sys.stdout.write(render(checked[0].spec))
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from consumers.simulate import simulate
+
+    try:
+        registry = WorkflowRegistry.load(Path(args.workflows or _workflows_default()))
+    except InvalidWorkflowError as err:
+        print(err, file=sys.stderr)
+        return 1
+    until = datetime.fromisoformat(args.until) if args.until else None
+    if until is not None and until.tzinfo is None:
+        print("error: --until needs a time zone offset, e.g. 2026-06-01T00:00:00+08:00")
+        return 2
+    stats = simulate(registry, Path(args.events), Path(args.out) if args.out else None, until)
+    print(
+        f"events={stats.events} records={stats.records} rejected={stats.rejected} "
+        f"duplicates={stats.duplicates} timers_fired={stats.timers_fired}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from consumers.schema_export import write_schemas
+
+    for path in write_schemas(Path(args.out)):
+        print(path)
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from consumers.bench_core import run_core_bench
+
+    if args.which != "core":
+        print(f"error: bench {args.which!r} is not built yet (only 'core')")
+        return 2
+    return run_core_bench(
+        Path(args.workflows or _workflows_default()), args.cases, args.repeat, args.out
+    )
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from consumers.demo import run_demo
+
+    return run_demo(Path(args.workflows or _workflows_default()), Path(args.out))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fengqiao", description="Multi-tier dispute escalation engine (枫桥经验)."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("validate", help="validate workflow files or folders")
+    p.add_argument("paths", nargs="*", help="files or folders (default: workflows/)")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("graph", help="draw the state diagram of a workflow")
+    p.add_argument("file")
+    p.add_argument("--format", choices=["mermaid", "dot"], default="mermaid")
+    p.set_defaults(func=cmd_graph)
+
+    p = sub.add_parser("simulate", help="replay canonical events (JSON lines) on a virtual clock")
+    p.add_argument("--events", required=True, help="JSON lines file of canonical events")
+    p.add_argument("--workflows", help="workflow folder (default: workflows/)")
+    p.add_argument("--until", help="at the end, fire timers up to this instant (RFC 3339)")
+    p.add_argument("--out", help="write output records here (default: stdout)")
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("schema", help="export JSON Schemas of the workflow language and events")
+    p.add_argument("--out", default="schemas", help="folder to write *.schema.json into")
+    p.set_defaults(func=cmd_schema)
+
+    p = sub.add_parser("bench", help="benchmarks that print their figures")
+    p.add_argument("which", choices=["core", "kafka", "scale"])
+    p.add_argument("--workflows")
+    p.add_argument("--cases", type=int, default=2000, help="synthetic cases (core)")
+    p.add_argument("--repeat", type=int, default=3, help="best of N runs")
+    p.add_argument("--out", help="also write the figures as JSON here")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("demo", help="run the engine on the bundled example streams, no Kafka")
+    p.add_argument("--workflows")
+    p.add_argument("--out", default="out/demo", help="folder for the output records")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
