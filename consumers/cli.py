@@ -11,6 +11,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
+from consumers.bench_core import run_core_bench
+from consumers.demo import run_demo
+from consumers.schema_export import write_schemas
+from consumers.simulate import simulate
 from engine.diagram import dot, mermaid
 from engine.problems import InvalidWorkflowError
 from engine.registry import WorkflowRegistry, check_paths
@@ -51,8 +55,6 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from consumers.simulate import simulate
-
     try:
         registry = WorkflowRegistry.load(Path(args.workflows or _workflows_default()))
     except InvalidWorkflowError as err:
@@ -72,16 +74,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from consumers.schema_export import write_schemas
-
     for path in write_schemas(Path(args.out)):
         print(path)
     return 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from consumers.bench_core import run_core_bench
-
     if args.which != "core":
         print(f"error: bench {args.which!r} is not built yet (only 'core')")
         return 2
@@ -91,8 +89,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from consumers.demo import run_demo
-
     return run_demo(Path(args.workflows or _workflows_default()), Path(args.out))
 
 

@@ -8,12 +8,13 @@ same records. No input makes these functions raise: every refusal is an `EventRe
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
 from engine.case import Case, Timer
+from engine.guards import GuardError
 from engine.machine import BREACH_TRIGGER, CompiledWorkflow, Step
 from engine.records import RecordBuilder, rejection
 from engine.registry import WorkflowRegistry
@@ -23,6 +24,14 @@ from schemas.records import CaseRecord, EventRejected, RejectionReason
 
 MAX_TIMERS_PER_ADVANCE = 64
 """A chain of escalations fires at most a few timers; the bound only guards against loops."""
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why an input is refused; becomes an `event.rejected` record."""
+
+    reason: RejectionReason
+    detail: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,20 +68,25 @@ class Engine:
         assert case is not None
         workflow = self.workflow_of(case)
         if workflow is None:
-            return self._refuse(case, records, event, origin, "workflow_unknown",
-                                f"{case.workflow}@{case.version} is not loaded")  # fmt: skip
+            return self._refuse(
+                event,
+                origin,
+                Refusal("workflow_unknown", f"{case.workflow}@{case.version} is not loaded"),
+                case,
+                records,
+            )
         builder = RecordBuilder(workflow, case, event.event_id, event.occurred_at)
         problem = self._check_event(workflow, case, event)
         if problem is not None:
-            return self._refuse(case, records, event, origin, *problem)
+            return self._refuse(event, origin, problem, case, records)
         kind = workflow.clock_events.get(event.type)
         result = (
             self._clock(workflow, builder, kind, event)
             if kind
             else self._transition(workflow, builder, event)
         )
-        if isinstance(result, tuple):
-            return self._refuse(case, records, event, origin, *result)
+        if isinstance(result, Refusal):
+            return self._refuse(event, origin, result, case, records)
         return Decision(result.remember(event.event_id), (*records, *builder.records))
 
     def advance(self, case: Case, now: datetime) -> Decision:
@@ -93,23 +107,34 @@ class Engine:
 
     def _open(self, event: CaseEvent, origin: str) -> Decision:
         if event.type != "case.reported":
-            return self._refuse(None, [], event, origin, "unknown_case",
-                                f"no open case {event.case_id!r} for {event.type!r}")  # fmt: skip
+            return self._refuse(
+                event,
+                origin,
+                Refusal("unknown_case", f"no open case {event.case_id!r} for {event.type!r}"),
+            )
         try:
             payload = CaseReported.model_validate(event.payload)
         except ValidationError as err:
-            return self._refuse(None, [], event, origin, "schema_invalid", _short(err))
+            return self._refuse(event, origin, Refusal("schema_invalid", _short(err)))
         workflow = self.registry.newest(payload.workflow)
         if workflow is None:
-            return self._refuse(None, [], event, origin, "workflow_unknown",
-                                f"no workflow named {payload.workflow!r}")  # fmt: skip
+            return self._refuse(
+                event,
+                origin,
+                Refusal("workflow_unknown", f"no workflow named {payload.workflow!r}"),
+            )
         if event.source not in workflow.sources:
-            return self._refuse(None, [], event, origin, "unauthorized_source",
-                                f"{event.source!r} may not report {workflow.name} cases")  # fmt: skip
+            return self._refuse(
+                event,
+                origin,
+                Refusal(
+                    "unauthorized_source", f"{event.source!r} may not report {workflow.name} cases"
+                ),
+            )
         at = event.occurred_at.astimezone(workflow.tz)
         case = Case(
-            case_id=event.case_id, workflow=workflow.name, version=workflow.version, state="", tier=None,
-            seq=0, clock=at, opened_at=at, entered_at=at, entered_seq=0,
+            case_id=event.case_id, workflow=workflow.name, version=workflow.version, state="",
+            tier=None, seq=0, clock=at, opened_at=at, entered_at=at, entered_seq=0,
             attrs=dict(payload.attributes),
         )  # fmt: skip
         context = _context(case, event, at)
@@ -118,7 +143,7 @@ class Engine:
             reason: RejectionReason = (
                 "unauthorized_source" if detail.startswith("source") else "guard_failed"
             )
-            return self._refuse(None, [], event, origin, reason, detail)
+            return self._refuse(event, origin, Refusal(reason, detail))
         builder = RecordBuilder(workflow, case, event.event_id, at)
         case = self._enter(workflow, builder, dest, "case.reported")
         return Decision(case.remember(event.event_id), tuple(builder.records))
@@ -127,40 +152,46 @@ class Engine:
 
     def _check_event(
         self, workflow: CompiledWorkflow, case: Case, event: CaseEvent
-    ) -> tuple[RejectionReason, str] | None:
+    ) -> Refusal | None:
         if case.closed:
-            return "invalid_transition", f"case is closed in state {case.state!r}"
+            return Refusal("invalid_transition", f"case is closed in state {case.state!r}")
         model = PAYLOAD_MODELS.get(event.type)
         if model is not None:
             try:
                 model.model_validate(event.payload)
             except ValidationError as err:
-                return "schema_invalid", _short(err)
+                return Refusal("schema_invalid", _short(err))
         if event.source not in workflow.sources:
-            return "unauthorized_source", f"{event.source!r} is not a source of {workflow.name}"
+            return Refusal(
+                "unauthorized_source", f"{event.source!r} is not a source of {workflow.name}"
+            )
         return None
 
     def _transition(
         self, workflow: CompiledWorkflow, builder: RecordBuilder, event: CaseEvent
-    ) -> Case | tuple[RejectionReason, str]:
+    ) -> Case | Refusal:
         case = builder.case
         allowed = workflow.allowed.get((event.type, case.state))
         if allowed is None:
-            return "invalid_transition", f"no transition on {event.type!r} from {case.state!r}"
+            return Refusal(
+                "invalid_transition", f"no transition on {event.type!r} from {case.state!r}"
+            )
         if event.source not in allowed:
-            return "unauthorized_source", f"{event.source!r} may not send {event.type!r} here"
+            return Refusal(
+                "unauthorized_source", f"{event.source!r} may not send {event.type!r} here"
+            )
         step = Step(case.state, event.source, _context(case, event, builder.at))
         if not workflow.machine.events[event.type].trigger(step):
-            return "guard_failed", step.guard_error or f"no guard of {event.type!r} held"
+            return Refusal("guard_failed", step.guard_error or f"no guard of {event.type!r} held")
         return self._enter(workflow, builder, step.state, event.type)
 
     def _clock(
         self, workflow: CompiledWorkflow, builder: RecordBuilder, kind: str, event: CaseEvent
-    ) -> Case | tuple[RejectionReason, str]:
+    ) -> Case | Refusal:
         case = builder.case
         spec = workflow.state(case.state).sla
         if case.sla is None or spec is None:
-            return "invalid_transition", f"state {case.state!r} has no SLA clock to {kind}"
+            return Refusal("invalid_transition", f"state {case.state!r} has no SLA clock to {kind}")
         sla = case.sla
         if kind == "pause":
             new = pause_sla(sla, builder.at)
@@ -169,9 +200,9 @@ class Engine:
         else:
             new = extend_sla(workflow, spec, sla, case.entered_at)
         if isinstance(new, str):
-            return "invalid_transition", new
+            return Refusal("invalid_transition", new)
         action = {"pause": "paused", "resume": "resumed", "extend": "extended"}[kind]
-        case = replace(case, sla=new)
+        case = case._replace(sla=new)
         builder.sla_changed(case, action)  # type: ignore[arg-type]
         return builder.case
 
@@ -181,9 +212,9 @@ class Engine:
         case = builder.case
         assert case.sla is not None
         if timer.kind == "warning":
-            builder.sla_warning(replace(case, sla=replace(case.sla, warned=True)))
+            builder.sla_warning(case._replace(sla=case.sla._replace(warned=True)))
             return builder.case
-        breached = replace(case, sla=replace(case.sla, breached=True, warned=True),
+        breached = case._replace(sla=case.sla._replace(breached=True, warned=True),
                            breaches=case.breaches + 1)  # fmt: skip
         builder.sla_breached(breached)
         step = Step(case.state, "engine", {})
@@ -207,7 +238,7 @@ class Engine:
             and workflow.tier_index[to_tier] > workflow.tier_index[from_tier]
         )
         sla = enter_sla(workflow, state.sla, at) if state.sla and not state.terminal else None
-        moved = replace(case, state=dest, tier=to_tier, entered_at=at, entered_seq=case.seq + 1,
+        moved = case._replace(state=dest, tier=to_tier, entered_at=at, entered_seq=case.seq + 1,
                         escalations=case.escalations + int(climbed), sla=sla,
                         closed=state.terminal)  # fmt: skip
         builder.transitioned(moved, from_state=case.state or None, from_tier=from_tier,
@@ -218,14 +249,19 @@ class Engine:
 
     def _refuse(
         self,
-        case: Case | None,
-        records: list[CaseRecord],
         event: CaseEvent,
         origin: str,
-        reason: RejectionReason,
-        detail: str,
+        refusal: Refusal,
+        case: Case | None = None,
+        records: list[CaseRecord] | None = None,
     ) -> Decision:
-        return Decision(case, tuple(records), rejection(event, origin, reason, detail))
+        record = rejection(event, origin, refusal.reason, refusal.detail)
+        return Decision(case, tuple(records or ()), record)
+
+
+def _utc(at: datetime) -> datetime:
+    """CEL converts only fixed-offset datetimes (not zoneinfo ones) into timestamps."""
+    return at.astimezone(UTC)
 
 
 def _context(case: Case, event: CaseEvent, at: datetime) -> dict[str, object]:
@@ -234,7 +270,7 @@ def _context(case: Case, event: CaseEvent, at: datetime) -> dict[str, object]:
         "event": {
             "type": event.type,
             "source": event.source,
-            "occurred_at": event.occurred_at,
+            "occurred_at": _utc(event.occurred_at),
             "payload": event.payload,
         },
         "case": {
@@ -243,17 +279,21 @@ def _context(case: Case, event: CaseEvent, at: datetime) -> dict[str, object]:
             "workflow": case.workflow,
             "attrs": case.attrs,
             "escalations": case.escalations,
-            "opened_at": case.opened_at,
-            "entered_at": case.entered_at,
+            "opened_at": _utc(case.opened_at),
+            "entered_at": _utc(case.entered_at),
         },
-        "now": at,
+        "now": _utc(at),
     }
 
 
 def _route(
     workflow: CompiledWorkflow, source: str, context: dict[str, object]
 ) -> tuple[str | None, str]:
-    errors: list[str] = []
+    """The first rule open to `source` whose guard holds.
+
+    A guard that fails to evaluate refuses the case rather than falling through to the next rule:
+    silently routing a case to the wrong rung is worse than a visible dead-letter record.
+    """
     permitted = [r for r in workflow.routes if source in r.allowed_sources]
     if not permitted:
         return None, f"source {source!r} may not open a case by any routing rule"
@@ -263,13 +303,11 @@ def _route(
         try:
             if route.guard.evaluate(context):
                 return route.dest, ""
-        except ValueError as err:
-            errors.append(f"{route.guard.source}: {err}")
-    return None, "no routing rule matched" + (f" ({'; '.join(errors)})" if errors else "")
+        except GuardError as err:
+            return None, f"routing guard {route.guard.source.strip()!r}: {err}"
+    return None, "no routing rule matched"
 
 
 def _short(err: ValidationError) -> str:
-    parts = [
-        f"{'.'.join(str(p) for p in e['loc']) or 'payload'}: {e['msg']}" for e in err.errors()
-    ]
+    parts = [f"{'.'.join(str(p) for p in e['loc']) or 'payload'}: {e['msg']}" for e in err.errors()]
     return "; ".join(parts[:5])

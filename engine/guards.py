@@ -33,12 +33,22 @@ class GuardError(ValueError):
     """A guard that cannot be compiled or refers to names it cannot read."""
 
 
+_FIELD_USE = re.compile(r"\b(event|case)\s*\.\s*([A-Za-z_]\w*)")
+_WHOLE_USE = re.compile(r"\b(event|case)\b(?!\s*\.)")
+
+
 @dataclass(frozen=True, slots=True)
 class Guard:
-    """A compiled CEL program and its source (kept for messages and diagrams)."""
+    """A compiled CEL program, its source, and which parts of the context it reads.
+
+    Handing CEL only the fields a guard reads matters: converting the whole context (nested
+    dicts, timestamps) into CEL values costs ~20 µs per evaluation, most of a guard's price.
+    """
 
     source: str
     program: cel.Program
+    reads: dict[str, frozenset[str] | None]
+    """Top-level variable → the fields read (None: the whole value)."""
 
     def evaluate(self, context: dict[str, Any]) -> bool:
         """True only when the expression yields exactly `true`.
@@ -46,8 +56,14 @@ class Guard:
         A runtime error (a missing payload field, a type mismatch) is raised as `GuardError`, so
         the engine can reject the event with the reason instead of guessing.
         """
+        narrowed: dict[str, Any] = {}
+        for name, fields in self.reads.items():
+            value = context.get(name)
+            if fields is not None and isinstance(value, dict):
+                value = {f: value[f] for f in fields if f in value}
+            narrowed[name] = value
         try:
-            result = self.program.execute(context)
+            result = self.program.execute(narrowed)
         except Exception as err:  # the CEL extension raises several builtin types
             raise GuardError(str(err)) from err
         return result is True
@@ -67,13 +83,23 @@ def compile_guard(source: str) -> Guard:
             + ", ".join(sorted(GUARD_VARIABLES))
         )
     unsupported = sorted(
-        f
-        for f in program.functions()
-        if _IDENTIFIER.fullmatch(f) and f not in SUPPORTED_FUNCTIONS
+        f for f in program.functions() if _IDENTIFIER.fullmatch(f) and f not in SUPPORTED_FUNCTIONS
     )
     if unsupported:
         raise GuardError(f"unsupported function(s) {', '.join(unsupported)}")
-    return Guard(source, program)
+    return Guard(source, program, _reads(source, program))
+
+
+def _reads(source: str, program: cel.Program) -> dict[str, frozenset[str] | None]:
+    used = set(program.variables()) & GUARD_VARIABLES
+    whole = {m.group(1) for m in _WHOLE_USE.finditer(source)}
+    fields: dict[str, set[str]] = {}
+    for match in _FIELD_USE.finditer(source):
+        fields.setdefault(match.group(1), set()).add(match.group(2))
+    return {
+        name: None if name in whole or name not in fields else frozenset(fields[name])
+        for name in sorted(used)
+    }
 
 
 def _first_line(message: str) -> str:

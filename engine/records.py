@@ -8,8 +8,8 @@ replay after a crash produces byte-identical records that downstream can dedupli
 from __future__ import annotations
 
 import base64
+import hashlib
 import uuid
-from dataclasses import replace
 from datetime import datetime
 from typing import Literal
 
@@ -31,8 +31,20 @@ from schemas.records import (
 RECORD_NAMESPACE = uuid.UUID("6f1c7a52-3c1e-4f7e-9a55-0b9d1f3a8c21")
 
 
+_NAMESPACE_BYTES = RECORD_NAMESPACE.bytes
+
+
 def record_id(case_id: str, seq: int) -> str:
-    return str(uuid.uuid5(RECORD_NAMESPACE, f"{case_id}/{seq}"))
+    """`uuid5(RECORD_NAMESPACE, "case_id/seq")`, formatted without building a `UUID` object.
+
+    Same value as `str(uuid.uuid5(...))` (a unit test pins that); five times cheaper, and it runs
+    for every record.
+    """
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + f"{case_id}/{seq}".encode()).digest()[:16])  # noqa: S324 - uuid5 is defined on SHA-1
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def sla_info(case: Case) -> SlaInfo | None:
@@ -59,7 +71,7 @@ class RecordBuilder:
         self.caused_by = caused_by
         self.late = local < case.clock
         self.at = max(local, case.clock)
-        self.case = replace(case, clock=self.at)
+        self.case = case._replace(clock=self.at)
         self.records: list[CaseRecord] = []
 
     def _common(self, case: Case) -> dict[str, object]:
@@ -75,7 +87,7 @@ class RecordBuilder:
         }
 
     def _add(self, case: Case, record_type: type[CaseRecord], **fields: object) -> None:
-        case = replace(case, seq=case.seq + 1, clock=self.at)
+        case = case._replace(seq=case.seq + 1, clock=self.at)
         self.records.append(record_type.model_validate({**self._common(case), **fields}))
         self.case = case
 
@@ -108,6 +120,7 @@ def rejection(
     origin: str,
     reason: RejectionReason,
     detail: str,
+    *,
     original: bytes | None = None,
     headers: dict[str, str] | None = None,
 ) -> EventRejected:

@@ -68,7 +68,8 @@ class WorkflowRegistry:
         if problems:
             raise InvalidWorkflowError(problems)
         if calendar is None:
-            calendar = BusinessCalendar.chinese(folder / "calendars")
+            overrides = folder / "calendars"
+            calendar = BusinessCalendar.chinese(overrides if overrides.is_dir() else None)
         return cls.build(checked, calendar)
 
     @classmethod

@@ -6,7 +6,6 @@ so a backlog in Kafka does not move anybody's legal deadline.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime
 
 from engine.case import SlaClock
@@ -26,7 +25,7 @@ def _clock(
     warning_at = _warning_at(spec, entered_at, result.instant)
     if base is None:
         return SlaClock(deadline=result.instant, warning_at=warning_at, data_missing=missing)
-    return replace(base, deadline=result.instant, warning_at=warning_at, data_missing=missing)
+    return base._replace(deadline=result.instant, warning_at=warning_at, data_missing=missing)
 
 
 def enter_sla(workflow: CompiledWorkflow, spec: SlaSpec, at: datetime) -> SlaClock:
@@ -40,7 +39,7 @@ def pause_sla(sla: SlaClock, at: datetime) -> SlaClock | str:
         return "the SLA clock is already paused"
     if sla.breached:
         return "the deadline has already passed"
-    return replace(sla, paused_at=at)
+    return sla._replace(paused_at=at)
 
 
 def resume_sla(
@@ -50,7 +49,7 @@ def resume_sla(
     if sla.paused_at is None:
         return "the SLA clock is not paused"
     moved = workflow.deadlines.after_pause(sla.deadline, spec.unit, sla.paused_at, at)
-    return replace(_clock(spec, entered_at, moved, sla), paused_at=None)
+    return _clock(spec, entered_at, moved, sla)._replace(paused_at=None)
 
 
 def extend_sla(
@@ -62,4 +61,4 @@ def extend_sla(
     if sla.breached:
         return "the deadline has already passed"
     moved = workflow.deadlines.extend(sla.deadline, to_duration(spec.extension))
-    return replace(_clock(spec, entered_at, moved, sla), extensions=sla.extensions + 1)
+    return _clock(spec, entered_at, moved, sla)._replace(extensions=sla.extensions + 1)

@@ -55,7 +55,9 @@ def _schema_problems(doc: SourceDoc, err: ValidationError) -> list[Problem]:
         key = (problem.line, problem.col)
         if key in merged:
             first = merged[key]
-            problem = Problem(first.path, first.line, first.col, f"{first.message}; or {_tail(problem)}")
+            problem = Problem(
+                first.path, first.line, first.col, f"{first.message}; or {_tail(problem)}"
+            )
         merged[key] = problem
     return list(merged.values())
 
@@ -148,8 +150,9 @@ def _check_routing(spec: WorkflowSpec, doc: SourceDoc) -> Iterator[Problem]:
         catch_all = route.guard is None and route.allowed_sources is None
         if catch_all and i < len(spec.routing) - 1:
             yield doc.problem_at(
-                at, "routing rule without a guard must be the last one (the rules after it "
-                "can never match)"
+                at,
+                "routing rule without a guard must be the last one (the rules after it "
+                "can never match)",
             )
 
 
@@ -172,9 +175,7 @@ def _check_transitions(spec: WorkflowSpec, doc: SourceDoc) -> Iterator[Problem]:
             if state is None:
                 yield doc.problem_at((*at, "source"), f"unknown state {src!r}")
             elif state.terminal and tr.source != "*":
-                yield doc.problem_at(
-                    (*at, "source"), f"transition out of terminal state {src!r}"
-                )
+                yield doc.problem_at((*at, "source"), f"transition out of terminal state {src!r}")
             else:
                 by_key[(tr.trigger, src)].append(i)
         yield from _check_sources(spec, doc, at, tr.allowed_sources)
@@ -200,9 +201,7 @@ def _check_sources(
             )
 
 
-def _check_guard(
-    doc: SourceDoc, at: tuple[str | int, ...], guard: str | None
-) -> Iterator[Problem]:
+def _check_guard(doc: SourceDoc, at: tuple[str | int, ...], guard: str | None) -> Iterator[Problem]:
     if guard is None:
         return
     try:

@@ -80,7 +80,9 @@ def _position_of_byte(raw: bytes, offset: int) -> tuple[int, int]:
     return line, offset - (before.rfind(b"\n") + 1) + 1
 
 
-def load_yaml(path: str, raw: bytes) -> tuple[SourceDoc | None, list[Problem]]:
+def load_yaml(  # noqa: PLR0911 - one early return per way a file can be unusable reads flattest
+    path: str, raw: bytes
+) -> tuple[SourceDoc | None, list[Problem]]:
     """Load one YAML document, or return the problems that make it unusable."""
     if len(raw) > MAX_FILE_BYTES:
         return None, [Problem(path, 1, 1, f"file is larger than {MAX_FILE_BYTES} bytes")]
