@@ -47,7 +47,7 @@ CATEGORIES = ["neighbour", "neighbour", "family", "property", "labour", "traffic
 
 def synthetic_stream(cases: int, seed: int = 7) -> list[bytes]:
     """Interleaved canonical events of `cases` cases, as the JSON bytes Kafka would carry."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - synthetic data, not secrets
     weights = [w for w, _ in PATHS]
     timeline: list[tuple[datetime, str, dict[str, Any]]] = []
     for n in range(cases):
@@ -55,18 +55,22 @@ def synthetic_stream(cases: int, seed: int = 7) -> list[bytes]:
         at = START + timedelta(minutes=rng.randrange(0, 60 * 24 * 60))
         category = rng.choice(CATEGORIES)
         report = {"workflow": WORKFLOW, "attributes": {"category": category}}
-        timeline.append((at, "grid", _event(case_id, 0, "case.reported", at, "grid", report)))
+        timeline.append(
+            (at, "grid", _event(case_id, 0, "case.reported", at, source="grid", payload=report))
+        )
         path = rng.choices([p for _, p in PATHS], weights)[0]
         for i, (type_, source) in enumerate(path, start=1):
             at += timedelta(hours=rng.randrange(2, 40))
             payload = {"agreement_signed": True} if type_ == "mediation.succeeded" else {}
-            timeline.append((at, source, _event(case_id, i, type_, at, source, payload)))
+            timeline.append(
+                (at, source, _event(case_id, i, type_, at, source=source, payload=payload))
+            )
     timeline.sort(key=lambda item: item[0])
     return [json.dumps(e, ensure_ascii=False).encode() for _, _, e in timeline]
 
 
 def _event(
-    case_id: str, n: int, type_: str, at: datetime, source: str, payload: dict[str, Any]
+    case_id: str, n: int, type_: str, at: datetime, *, source: str, payload: dict[str, Any]
 ) -> dict[str, Any]:
     return {
         "event_id": f"{case_id}-{n}", "case_id": case_id, "type": type_,
@@ -86,11 +90,16 @@ def _best(repeat: int, run: Callable[[], int]) -> tuple[float, int]:
 
 def bare_machine(spec: WorkflowSpec) -> Machine:
     """The same states and transitions as plain `transitions` config: no guards, no clocks."""
-    config = [
-        {"trigger": t.trigger, "source": t.source, "dest": t.dest} for t in spec.transitions
-    ]
-    return Machine(model=None, states=list(spec.states), transitions=config, initial=None,
-                   auto_transitions=False, send_event=True, ignore_invalid_triggers=True)  # fmt: skip
+    config = [{"trigger": t.trigger, "source": t.source, "dest": t.dest} for t in spec.transitions]
+    return Machine(
+        model=None,
+        states=list(spec.states),
+        transitions=config,
+        initial=None,
+        auto_transitions=False,
+        send_event=True,
+        ignore_invalid_triggers=True,
+    )
 
 
 def run_core_bench(workflows: Path, cases: int, repeat: int, out: str | None) -> int:

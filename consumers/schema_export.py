@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
@@ -11,7 +12,7 @@ from schemas.events import CaseEvent, CaseReported
 from schemas.records import OutputRecord
 from schemas.workflow import WorkflowSpec
 
-SCHEMAS: dict[str, object] = {
+SCHEMAS: dict[str, Any] = {
     "workflow": WorkflowSpec,
     "case-event": CaseEvent,
     "case-reported-payload": CaseReported,

@@ -1,9 +1,9 @@
 """The case record: everything the engine knows about one dispute, as a small immutable value.
 
-Records are NamedTuples rather than frozen dataclasses because the core copies them several
-times per event and `_replace` is four times cheaper than `dataclasses.replace` (measured by
-`fengqiao bench core`). Cases are plain records, not one `transitions.Machine` each: one compiled machine per workflow
+Cases are plain records, not one `transitions.Machine` each: one compiled machine per workflow
 version is shared by every case (building a Machine costs ~90 µs; a record costs nothing).
+They are NamedTuples rather than frozen dataclasses because the core copies them several times
+per event and `_replace` is four times cheaper than `dataclasses.replace`.
 SLA timers live *inside* the record, so whatever restores a case (a changelog, a SQLite row)
 restores its deadlines with it; the timer heap of a partition is only an index over records.
 """

@@ -91,8 +91,8 @@ def compile_workflow(checked: CheckedWorkflow, calendar: BusinessCalendar) -> Co
             if tr.source == "*"
             else tr.source_states
         )
-        for state in source:
-            key = (tr.trigger, state)
+        for state_name in source:
+            key = (tr.trigger, state_name)
             allowed_by_key[key] = allowed_by_key.get(key, frozenset()) | allowed
         config.append(
             {
@@ -144,7 +144,8 @@ def compile_workflow(checked: CheckedWorkflow, calendar: BusinessCalendar) -> Co
 
 def _source_check(allowed: frozenset[str]) -> Any:
     def check(event: EventData) -> bool:
-        step: Step = event.model
+        step = event.model
+        assert isinstance(step, Step)
         if step.source in allowed:
             return True
         step.refused_source = True
@@ -157,7 +158,8 @@ def _guard_check(guard: Guard | None) -> Any:
     def check(event: EventData) -> bool:
         if guard is None:
             return True
-        step: Step = event.model
+        step = event.model
+        assert isinstance(step, Step)
         try:
             return guard.evaluate(step.context)
         except GuardError as err:

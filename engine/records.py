@@ -132,6 +132,7 @@ def rejection(
         text, encoding = raw.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
         text, encoding = base64.b64encode(raw).decode("ascii"), "base64"
+    encoding_: Literal["utf-8", "base64"] = "utf-8" if encoding == "utf-8" else "base64"
     return EventRejected(
         record_id=str(uuid.uuid5(RECORD_NAMESPACE, f"rejected/{origin}")),
         case_id=event.case_id if event else None,
@@ -140,6 +141,6 @@ def rejection(
         detail=detail[:1000],
         origin=origin,
         original=text,
-        original_encoding=encoding,  # type: ignore[arg-type]
+        original_encoding=encoding_,
         headers=headers or {},
     )

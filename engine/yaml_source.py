@@ -26,6 +26,11 @@ Path_ = tuple[str | int, ...]
 class _Loader(yaml.SafeLoader):
     """SafeLoader with YAML 1.2 scalars: only true/false are booleans, no base-60 numbers."""
 
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        if kind is yaml.ScalarNode and implicit[0] and _SEXAGESIMAL.match(value):
+            return "tag:yaml.org,2002:str"
+        return super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
+
 
 _Loader.yaml_implicit_resolvers = {
     first: [(tag, rx) for tag, rx in resolvers if tag not in ("tag:yaml.org,2002:bool",)]
@@ -34,20 +39,7 @@ _Loader.yaml_implicit_resolvers = {
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
 )
-_INT_RESOLVERS = [
-    (tag, rx) for tag, rx in _Loader.yaml_implicit_resolvers.get("1", []) if tag.endswith(":int")
-]
 _SEXAGESIMAL = re.compile(r"^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$")
-
-
-def _resolve(self: _Loader, kind: Any, value: Any, implicit: Any) -> str:
-    if kind is yaml.ScalarNode and implicit[0] and _SEXAGESIMAL.match(value):
-        return "tag:yaml.org,2002:str"
-    tag: str = yaml.SafeLoader.resolve(self, kind, value, implicit)
-    return tag
-
-
-_Loader.resolve = _resolve  # type: ignore[method-assign]
 
 
 @dataclass(slots=True)

@@ -94,7 +94,7 @@ def test_timers_due_before_an_event_fire_first(engine: Engine) -> None:
 
 def test_success_to_confirmation_closes_with_the_tier_that_settled_it(engine: Engine) -> None:
     case = opened(engine)
-    steps = [
+    steps: list[tuple[str, str, str, dict[str, Any]]] = [
         ("mediation.succeeded", "2025-09-29T10:00:00+08:00", "grid", {"agreement_signed": True}),
         ("confirmation.applied", "2025-09-30T10:00:00+08:00", "grid", {}),
         ("confirmation.granted", "2025-10-10T10:00:00+08:00", "court", {}),

@@ -1,0 +1,440 @@
+"""`engine.validate.check_file` on one broken fixture per problem kind, and on the valid files.
+
+Each fixture in tests/fixtures/broken/ is the minimal valid workflow with exactly the intended
+problem(s) added, so the table below pins every line the validator prints for it: line, column
+and message. Where the text comes from a third-party library (PyYAML, pydantic, CEL) only a
+stable part is pinned: `…` in an expected line matches any text.
+
+Rows marked `BUG` expect what the validator *should* print and are strict xfails: they turn into
+failures (XPASS) once the engine is fixed, so the marker is removed together with the bug.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.problems import Problem
+from engine.validate import check_file
+from engine.yaml_source import MAX_EXPANDED_NODES
+
+pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parents[2]
+BROKEN = ROOT / "tests" / "fixtures" / "broken"
+VALID = ROOT / "tests" / "fixtures" / "valid"
+WORKFLOWS = ROOT / "workflows"
+
+GUARD_USER = "guard: unknown name(s) user; a guard may read only case, event, now"
+
+EXPECTED: dict[str, list[str]] = {
+    # --- the file cannot be read as YAML at all
+    "yaml-syntax-error.yaml": [
+        "5:8: error: YAML syntax error: while parsing a flow sequence; "
+        "expected ',' or ']', but got ':'"
+    ],
+    "tabs-indentation.yaml": [
+        "8:1: error: YAML syntax error: … found character '\\t' that cannot start any token "
+        "(tabs are not allowed for indentation in YAML; use spaces)"
+    ],
+    "empty.yaml": ["1:1: error: file is empty"],
+    "whitespace-only.yaml": ["1:1: error: file is empty"],
+    "binary-nul.yaml": ["1:8: error: file contains a NUL byte (binary file?)"],
+    "binary-invalid-utf8.yaml": ["1:7: error: file is not UTF-8 text (binary file?)"],
+    "python-object-tag.yaml": [
+        "4:14: error: YAML tag 'tag:yaml.org,2002:python/object/apply:os.system' is not allowed"
+    ],
+    "alias-bomb.yaml": [
+        f"2:15: error: document expands to more than {MAX_EXPANDED_NODES} nodes (alias bomb?); "
+        "refused"
+    ],
+    "duplicate-key.yaml": ["12:3: error: duplicate key 'open'"],
+    "list-not-mapping.yaml": ["2:1: error: a workflow file must be a mapping"],
+    # --- shape (pydantic)
+    "wrong-type-version.yaml": ["3:10: error: version: Input should be a valid integer…"],
+    "wrong-type-negative-sla.yaml": [
+        "10:21: error: states.open.sla.working_days: Input should be greater than or equal to 0"
+    ],
+    "unknown-key.yaml": ["8:5: error: unknown key 'teir'"],
+    "missing-required-key.yaml": ["15:5: error: missing required key 'dest' in transitions.0"],
+    # YAML 1.2: `on` stays the string "on" (YAML 1.1 would make it the boolean true and the
+    # message would be a puzzling "mapping keys must be plain strings").
+    "yaml11-on-key.yaml": [
+        "17:5: error: missing required key 'trigger' in transitions.0",
+        "18:5: error: unknown key 'on'",
+    ],
+    # --- meaning: names that refer to each other
+    "unknown-state-dest.yaml": ["20:11: error: unknown state 'refered'"],
+    "unknown-state-source.yaml": ["16:19: error: unknown state 'opened'"],
+    "unknown-state-escalate-to.yaml": [
+        "9:41: error: escalate_to: unknown state 'center.mediation'"
+    ],
+    "unknown-state-routing.yaml": ["15:11: error: routing: unknown state 'opne'"],
+    "unknown-tier.yaml": ["8:11: error: state 'open': unknown tier 'village'"],
+    "unknown-allowed-source.yaml": [
+        "18:29: error: unknown source 'hotline-12315' (not in sources)"
+    ],
+    "unknown-timezone.yaml": ["4:11: error: unknown time zone 'Asia/Beijing'"],
+    # --- meaning: the graph
+    "unreachable-state.yaml": ["9:3: error: state 'waiting' is unreachable from routing"],
+    "dead-end-state.yaml": [
+        "9:3: error: state 'waiting' is a dead end: not terminal and no way out"
+    ],
+    "transition-from-terminal.yaml": ["19:13: error: transition out of terminal state 'closed'"],
+    "escalate-not-climbing.yaml": [
+        "11:43: error: escalate_to 'grid.mediating' (tier grid) does not climb the ladder from "
+        "'center.mediating' (tier center)"
+    ],
+    "ambiguous-transitions.yaml": [
+        "19:5: error: ambiguous: several transitions on 'case.closed' from 'open' and no guard "
+        "tells them apart"
+    ],
+    # --- meaning: guards
+    "guard-syntax-error.yaml": [
+        "18:12: error: guard: Failed to parse expression '(event.source == \"grid\"'…missing ')'…"
+    ],
+    "guard-unknown-name.yaml": [f"18:12: error: {GUARD_USER}"],
+    "guard-unsupported-function.yaml": ["18:12: error: guard: unsupported function(s) lowerAscii"],
+    # --- meaning: states
+    "sla-on-terminal.yaml": ["12:10: error: terminal state 'closed' cannot have an SLA"],
+    "terminal-without-outcome.yaml": ["9:3: error: terminal state 'closed' needs an outcome"],
+    # --- several problems are all reported at once
+    "two-problems.yaml": [
+        "8:11: error: state 'open': unknown tier 'village'",
+        f"18:12: error: {GUARD_USER}",
+    ],
+}
+
+BUGS: dict[str, str] = {
+    "missing-required-key.yaml": "message names the missing key as its own parent "
+    "(`in transitions.0.dest`)",
+    "yaml11-on-key.yaml": "message names the missing key as its own parent "
+    "(`in transitions.0.trigger`)",
+    "unknown-state-source.yaml": "points at the whole source list, not at the unknown item",
+}
+
+
+def _render(problems: list[Problem]) -> list[str]:
+    return [f"{p.line}:{p.col}: error: {p.message}" for p in sorted(problems)]
+
+
+def _pattern(expected: str) -> re.Pattern[str]:
+    return re.compile(".*".join(re.escape(part) for part in expected.split("…")), re.DOTALL)
+
+
+def _matches(got: list[str], expected: list[str]) -> bool:
+    """Every expected line matches its own line of `got` and nothing is left over (any order)."""
+    left = list(got)
+    for line in expected:
+        hit = next((g for g in left if _pattern(line).fullmatch(g)), None)
+        if hit is None:
+            return False
+        left.remove(hit)
+    return not left
+
+
+def _check(name: str) -> list[Problem]:
+    path = BROKEN / name
+    workflow, problems = check_file(str(path), path.read_bytes())
+    assert workflow is None
+    assert all(p.path == str(path) for p in problems)
+    return problems
+
+
+def test_table_covers_every_broken_fixture() -> None:
+    on_disk = sorted(p.name for p in BROKEN.iterdir())
+    assert on_disk == sorted(EXPECTED)
+    assert set(BUGS) <= set(EXPECTED)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=pytest.mark.xfail(reason=f"BUG: {BUGS[n]}", strict=True))
+        if n in BUGS
+        else n
+        for n in sorted(EXPECTED)
+    ],
+)
+def test_broken_fixture_reports_exactly_these_lines(name: str) -> None:
+    got = _render(_check(name))
+    assert _matches(got, EXPECTED[name]), f"got {got}\nexpected {EXPECTED[name]}"
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_broken_fixture_reports_each_problem_once_on_one_line(name: str) -> None:
+    """Holds for the BUG rows too: the problem fires, once, whatever its text or place."""
+    problems = _check(name)
+    assert len(problems) == len(EXPECTED[name])
+    assert all("\n" not in p.message and p.line >= 1 and p.col >= 1 for p in problems)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [VALID / "minimal.yaml", *sorted(WORKFLOWS.glob("*.yaml"))],
+    ids=lambda p: p.name,
+)
+def test_valid_file_has_no_problem(path: Path) -> None:
+    workflow, problems = check_file(str(path), path.read_bytes())
+    assert problems == []
+    assert workflow is not None
+    assert workflow.path == str(path)
+
+
+def test_minimal_fixture_is_really_minimal() -> None:
+    path = VALID / "minimal.yaml"
+    workflow, _ = check_file(str(path), path.read_bytes())
+    assert workflow is not None
+    spec = workflow.spec
+    assert (spec.name, spec.version, spec.tiers, spec.sources) == ("minimal", 1, ["grid"], ["grid"])
+    assert list(spec.states) == ["open", "closed"]
+    assert len(spec.routing) == 1
+    assert len(spec.transitions) == 1
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted([*BROKEN.iterdir(), *VALID.iterdir(), *WORKFLOWS.glob("*.yaml")]),
+    ids=lambda p: f"{p.parent.name}/{p.name}",
+)
+def test_no_exception_escapes_check_file(path: Path) -> None:
+    check_file(str(path), path.read_bytes())
+
+
+def test_alias_bomb_is_refused_quickly() -> None:
+    path = BROKEN / "alias-bomb.yaml"
+    started = time.perf_counter()
+    workflow, problems = check_file(str(path), path.read_bytes())
+    elapsed = time.perf_counter() - started
+    assert workflow is None
+    assert [p.message for p in problems] == [
+        f"document expands to more than {MAX_EXPANDED_NODES} nodes (alias bomb?); refused"
+    ]
+    # Typically ~0.3 s; the bound only guards against the expansion running away (9**9 nodes).
+    assert elapsed < 5, f"alias bomb took {elapsed:.2f} s"
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs the fixtures do not cover: variations on the minimal workflow.
+
+MINIMAL = (VALID / "minimal.yaml").read_text(encoding="utf-8")
+
+
+def _variant(old: str, new: str) -> bytes:
+    assert old in MINIMAL
+    return MINIMAL.replace(old, new, 1).encode()
+
+
+def _lines(raw: bytes) -> list[str]:
+    workflow, problems = check_file("x.yaml", raw)
+    assert (workflow is None) == bool(problems)
+    return _render(problems)
+
+
+def test_every_problem_of_a_file_is_reported_across_layers() -> None:
+    """A duplicate key (YAML layer) does not hide a semantic problem, and vice versa."""
+    raw = _variant("version: 1\n", "version: 1\nversion: 2\n").replace(
+        b"tier: grid", b"tier: village"
+    )
+    assert _lines(raw) == [
+        "4:1: error: duplicate key 'version'",
+        "9:11: error: state 'open': unknown tier 'village'",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        pytest.param(
+            "source: open",
+            "source: '*'",
+            [],
+            id="star-source-is-fine",
+        ),
+        pytest.param(
+            "outcome: resolved",
+            "outcome: resolved\n    description: 'on: yes, no, off'",
+            [],
+            id="yaml11-words-in-strings",
+        ),
+        pytest.param(
+            "    tier: grid\n",
+            "    tier: grid\n    outcome: resolved\n",
+            ["9:14: error: state 'open' is not terminal and cannot have an outcome"],
+            id="outcome-on-non-terminal",
+        ),
+        pytest.param(
+            "    tier: grid\n",
+            "    tier: grid\n    sla: {hours: 4, extension: {hours: 2}}\n",
+            ["9:10: error: state 'open': give both extension and max_extensions, or neither"],
+            id="extension-without-max",
+        ),
+        pytest.param(
+            "tiers: [grid]",
+            "tiers: [grid, grid]",
+            ["4:15: error: 'grid' is listed twice in tiers"],
+            id="tier-listed-twice",
+        ),
+        pytest.param(
+            "trigger: case.closed",
+            "trigger: sla.breached",
+            ["15:14: error: trigger 'sla.breached' is reserved"],
+            id="reserved-trigger",
+        ),
+        pytest.param(
+            "  - dest: open\n",
+            "  - dest: open\n  - dest: open\n    guard: event.source == 'grid'\n",
+            [
+                "13:5: error: routing rule without a guard must be the last one (the rules "
+                "after it can never match)"
+            ],
+            id="catch-all-route-not-last",
+        ),
+        pytest.param(
+            "  - dest: open\n",
+            "  - dest: closed\n  - dest: open\n",
+            [
+                "13:11: error: routing: 'closed' is a terminal state",
+                "13:5: error: routing rule without a guard must be the last one (the rules "
+                "after it can never match)",
+            ],
+            id="route-to-terminal",
+        ),
+        pytest.param(
+            "transitions:",
+            "clock:\n  extend: [deadline.extended]\ntransitions:",
+            ["15:11: error: extend events given but no SLA has extension"],
+            id="extend-without-extension",
+        ),
+        pytest.param(
+            "transitions:",
+            "clock:\n  pause: [hold]\n  resume: [hold]\ntransitions:",
+            ["16:12: error: 'hold' is both a pause and a resume event"],
+            id="clock-event-twice",
+        ),
+        pytest.param(
+            "    tier: grid\n",
+            "    tier: grid\n    sla: {warn_at: 0.5}\n",
+            [
+                "9:10: error: states.open.sla: …give exactly one of working_days, calendar_days, "
+                "hours, working_hours"
+            ],
+            id="sla-without-unit",
+        ),
+        pytest.param(
+            "tiers:",
+            "working_hours: {start: 18:00, end: '09:00'}\ntiers:",
+            ["4:16: error: working_hours: …working hours must start before they end"],
+            id="working-hours-reversed",
+        ),
+        pytest.param(
+            "transitions:\n",
+            "transitions:\n  - trigger: case.closed\n    source: open\n    dest: closed\n"
+            "    guard: event.payload.x == 1\n",
+            [],
+            id="later-unguarded-transition-is-a-fallback",
+        ),
+    ],
+)
+def test_variant(old: str, new: str, expected: list[str]) -> None:
+    got = _lines(_variant(old, new))
+    assert _matches(got, expected), f"got {got}"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        pytest.param(
+            _variant("sources: [grid]\n", ""),
+            ["2:1: error: missing required key 'sources'"],
+            id="missing-top-level-key-names-itself-as-parent",
+        ),
+        pytest.param(
+            b"# only a stray key\na: 1\n",
+            [
+                "2:1: error: missing required key 'name'",
+                "2:1: error: missing required key 'routing'",
+                "2:1: error: missing required key 'sources'",
+                "2:1: error: missing required key 'states'",
+                "2:1: error: missing required key 'tiers'",
+                "2:1: error: missing required key 'version'",
+                "2:1: error: unknown key 'a'",
+            ],
+            id="distinct-problems-at-one-place-merged-with-or",
+        ),
+        pytest.param(
+            _variant("source: open", "source: [open, 5]"),
+            ["16:20: error: …Input should be a valid string"],
+            id="list-item-error-points-at-the-list",
+        ),
+        pytest.param(
+            _variant("  closed:\n", "  bad name:\n"),
+            ["9:3: error: …bad name…"],
+            id="bad-state-name-points-at-its-value",
+        ),
+        pytest.param(
+            _variant(
+                "transitions:\n",
+                "transitions:\n  - trigger: case.withdrawn\n    source: '*'\n    dest: closed\n"
+                "  - trigger: case.withdrawn\n    source: '*'\n    dest: closed\n",
+            ),
+            [
+                "15:5: error: ambiguous: several transitions on 'case.withdrawn' from 'open' and "
+                "no guard tells them apart"
+            ],
+            id="star-ambiguity-reported-for-terminal-states",
+        ),
+    ],
+)
+@pytest.mark.xfail(reason="BUG in engine/validate.py, see the test id", strict=True)
+def test_known_bug(raw: bytes, expected: list[str]) -> None:
+    got = _lines(raw)
+    assert _matches(got, expected), f"got {got}"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(_variant("name: minimal", "name: mini\x01mal"), id="control-character"),
+        pytest.param(_variant("name: minimal", "name: !!bool maybe"), id="bool-tag-bad-value"),
+        pytest.param(_variant("name: minimal", "name: !!timestamp soon"), id="timestamp-tag"),
+        pytest.param(b"a: " + b"[" * 2000 + b"]" * 2000 + b"\n", id="deep-nesting"),
+    ],
+)
+@pytest.mark.xfail(reason="BUG: an exception escapes check_file", strict=True)
+def test_hostile_input_is_a_problem_not_a_crash(raw: bytes) -> None:
+    workflow, problems = check_file("x.yaml", raw)
+    assert workflow is None
+    assert problems
+    assert all("\n" not in p.message for p in problems)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(
+            _variant(
+                "dest: closed", "dest: closed\n    guard: '" + "(" * 300 + "true" + ")" * 300 + "'"
+            ),
+            id="deeply-nested-guard",
+        ),
+        pytest.param(
+            b"a: &a ["
+            + b",".join([b"x"] * 5000)
+            + b"]\nb: {"
+            + b", ".join(b"k%d: *a" % i for i in range(30))
+            + b"}\n",
+            id="wide-alias-bomb",
+        ),
+        pytest.param(b"a: " + b"x" * 1_000_001, id="too-large"),
+        pytest.param(b"---\na: 1\n---\nb: 2\n", id="two-documents"),
+        pytest.param(b"\xef\xbb\xbf" + MINIMAL.encode(), id="utf8-bom"),
+    ],
+)
+def test_hostile_input_is_a_problem_or_valid(raw: bytes) -> None:
+    workflow, problems = check_file("x.yaml", raw)
+    assert (workflow is None) == bool(problems)
+    assert all(p.line >= 1 and p.col >= 1 for p in problems)
