@@ -19,7 +19,8 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.path}:{self.line}:{self.col}: error: {self.message}"
+        message = " ".join(self.message.split())  # one problem, one line, whatever the source
+        return f"{self.path}:{self.line}:{self.col}: error: {message}"
 
 
 class FengqiaoError(Exception):

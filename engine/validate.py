@@ -7,6 +7,7 @@ below, which need the whole document: names that refer to each other, reachabili
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from pydantic import ValidationError
 
 from engine.guards import GuardError, compile_guard
 from engine.problems import Problem
-from engine.yaml_source import SourceDoc, load_yaml
+from engine.yaml_source import Path_, SourceDoc, load_yaml
 from schemas.workflow import WorkflowSpec
 
 RESERVED_TRIGGERS = frozenset({"sla.breached", "sla.warning"})
@@ -47,37 +48,68 @@ def check_file(path: str, raw: bytes) -> tuple[CheckedWorkflow | None, list[Prob
     return (CheckedWorkflow(spec, path) if not problems else None), problems
 
 
+_FRIENDLY_MESSAGES = {
+    "string_pattern_mismatch": "a name must start with a letter and use only letters, digits, "
+    "'_', '.' and '-'",
+}
+_MODEL_NAME = re.compile(r" or instance of \w+")
+
+
 def _schema_problems(doc: SourceDoc, err: ValidationError) -> list[Problem]:
-    """One problem per place: the alternatives of a union are merged into one message."""
-    merged: dict[tuple[int, int], Problem] = {}
+    """One problem per place, each on the deepest node it concerns.
+
+    Pydantic reports a value that fits no member of a union once per member (`source` may be
+    '*', a name or a list of names); the alternatives at one place are merged into one line,
+    and an alternative that went deeper (into a list item) wins over the shallower ones.
+    """
+    found: list[tuple[Path_, bool, str, str]] = []
     for error in err.errors():
-        problem = _schema_problem(doc, error)
-        key = (problem.line, problem.col)
-        if key in merged:
-            first = merged[key]
-            problem = Problem(
-                first.path, first.line, first.col, f"{first.message}; or {_tail(problem)}"
-            )
-        merged[key] = problem
-    return list(merged.values())
+        loc, is_key = _doc_loc(doc, tuple(error["loc"]), missing=error["type"] == "missing")
+        found.append((loc, is_key, error["type"], _message(doc, error, loc)))
+    deepest = [
+        f for f in found
+        if f[2] in ("missing", "extra_forbidden")
+        or not any(g[0][: len(f[0])] == f[0] and len(g[0]) > len(f[0]) for g in found)
+    ]  # fmt: skip
+    merged: dict[tuple[Path_, bool], list[str]] = {}
+    problems: list[Problem] = []
+    for loc, is_key, kind, message in deepest:
+        if kind in ("missing", "extra_forbidden"):
+            target = loc[:-1] if kind == "missing" else loc
+            problems.append(doc.problem_at(target, message, key=kind == "extra_forbidden"))
+            continue
+        messages = merged.setdefault((loc, is_key), [])
+        if message not in messages:
+            messages.append(message)
+    for (loc, is_key), messages in merged.items():
+        where = ".".join(str(p) for p in loc) or "document"
+        problems.append(doc.problem_at(loc, f"{where}: {'; or '.join(messages)}", key=is_key))
+    return problems
 
 
-def _tail(problem: Problem) -> str:
-    return problem.message.split(": ", 1)[-1]
+def _doc_loc(doc: SourceDoc, raw: tuple[Any, ...], *, missing: bool) -> tuple[Path_, bool]:
+    """Pydantic's location without its union labels ('constrained-str', '[key]', …)."""
+    loc: Path_ = ()
+    is_key = False
+    for i, part in enumerate(raw):
+        if part == "[key]":
+            is_key = True
+            continue
+        candidate = (*loc, part)
+        if candidate in doc.values or candidate in doc.keys or (missing and i == len(raw) - 1):
+            loc = candidate  # a missing key is kept last: the caller points at its parent
+    return loc, is_key
 
 
-def _schema_problem(doc: SourceDoc, error: Any) -> Problem:
-    loc = tuple(p for p in error["loc"] if isinstance(p, str | int))
-    known = max((n for n in range(len(loc) + 1) if loc[:n] in doc.values), default=0)
-    if error["type"] not in ("extra_forbidden", "missing"):
-        loc = loc[:known]
-    where = ".".join(str(p) for p in loc) or "document"
-    message = str(error["msg"])
-    if error["type"] == "extra_forbidden":
-        return doc.problem_at(loc, f"unknown key {loc[-1]!r}", key=True)
-    if error["type"] == "missing":
-        return doc.problem_at(loc[:-1], f"missing required key {loc[-1]!r} in {where}")
-    return doc.problem_at(loc, f"{where}: {message}")
+def _message(doc: SourceDoc, error: Any, loc: Path_) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return f"unknown key {loc[-1]!r}"
+    if kind == "missing":
+        parent = ".".join(str(p) for p in loc[:-1])
+        return f"missing required key {loc[-1]!r}" + (f" in {parent}" if parent else "")
+    message = _FRIENDLY_MESSAGES.get(kind, str(error["msg"]))
+    return _MODEL_NAME.sub("", message.removeprefix("Value error, "))
 
 
 def _semantic_problems(spec: WorkflowSpec, doc: SourceDoc) -> Iterator[Problem]:
@@ -129,10 +161,13 @@ def _check_states(spec: WorkflowSpec, doc: SourceDoc) -> Iterator[Problem]:
         where = (*at, "sla", "escalate_to")
         if target is None:
             yield doc.problem_at(where, f"escalate_to: unknown state {target_name!r}")
-        elif state.tier is None or tiers.get(target.tier or "", -1) <= tiers[state.tier]:
+        elif state.tier is None:
+            yield doc.problem_at(where, f"state {name!r} has no tier, so it cannot escalate")
+        elif target.tier is None or tiers.get(target.tier, -1) <= tiers[state.tier]:
+            target_tier = f"tier {target.tier}" if target.tier else "no tier"
             yield doc.problem_at(
                 where,
-                f"escalate_to {target_name!r} (tier {target.tier}) does not climb the ladder "
+                f"escalate_to {target_name!r} ({target_tier}) does not climb the ladder "
                 f"from {name!r} (tier {state.tier})",
             )
 
@@ -168,12 +203,16 @@ def _check_transitions(spec: WorkflowSpec, doc: SourceDoc) -> Iterator[Problem]:
                 (*at, "trigger"), f"trigger {tr.trigger!r} is already a clock event"
             )
         if tr.dest not in spec.states:
-            yield doc.problem_at((*at, "dest"), f"unknown state {tr.dest!r}")
-        sources = list(spec.states) if tr.source == "*" else tr.source_states
-        for src in sources:
+            yield doc.problem_at((*at, "dest"), f"transition dest: unknown state {tr.dest!r}")
+        star = tr.source == "*"
+        sources = (
+            [n for n, s in spec.states.items() if not s.terminal] if star else tr.source_states
+        )
+        for j, src in enumerate(sources):
             state = spec.states.get(src)
+            where = (*at, "source") if star or isinstance(tr.source, str) else (*at, "source", j)
             if state is None:
-                yield doc.problem_at((*at, "source"), f"unknown state {src!r}")
+                yield doc.problem_at(where, f"transition source: unknown state {src!r}")
             elif state.terminal and tr.source != "*":
                 yield doc.problem_at((*at, "source"), f"transition out of terminal state {src!r}")
             else:
@@ -226,7 +265,10 @@ def _check_clock(spec: WorkflowSpec, doc: SourceDoc) -> Iterator[Problem]:
 def _check_graph(spec: WorkflowSpec, doc: SourceDoc) -> Iterator[Problem]:
     edges: dict[str, set[str]] = defaultdict(set)
     for tr in spec.transitions:
-        for src in spec.states if tr.source == "*" else tr.source_states:
+        star = tr.source == "*"
+        for src in (
+            [n for n, s in spec.states.items() if not s.terminal] if star else tr.source_states
+        ):
             edges[src].add(tr.dest)
     for name, state in spec.states.items():
         if state.sla and state.sla.escalate_to:

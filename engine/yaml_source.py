@@ -19,6 +19,7 @@ from engine.problems import Problem
 
 MAX_FILE_BYTES = 1_000_000
 MAX_EXPANDED_NODES = 100_000
+MAX_DEPTH = 40
 
 Path_ = tuple[str | int, ...]
 
@@ -27,7 +28,7 @@ class _Loader(yaml.SafeLoader):
     """SafeLoader with YAML 1.2 scalars: only true/false are booleans, no base-60 numbers."""
 
     def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
-        if kind is yaml.ScalarNode and implicit[0] and _SEXAGESIMAL.match(value):
+        if kind is yaml.ScalarNode and implicit[0] and _NOT_YAML_12_NUMBER.match(value):
             return "tag:yaml.org,2002:str"
         return super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
 
@@ -39,7 +40,10 @@ _Loader.yaml_implicit_resolvers = {
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
 )
-_SEXAGESIMAL = re.compile(r"^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$")
+_NOT_YAML_12_NUMBER = re.compile(
+    r"^[-+]?(?:[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?"  # base 60: 09:00 is not 540
+    r"|0[0-9_]+|0b[01_]+)$"  # YAML 1.1 octal and binary: 010 is not 8
+)
 
 
 @dataclass(slots=True)
@@ -67,60 +71,102 @@ def _mark(node: yaml.Node) -> tuple[int, int]:
 
 
 def _position_of_byte(raw: bytes, offset: int) -> tuple[int, int]:
+    """1-based line and column (in characters, like PyYAML's marks) of a byte offset."""
     before = raw[:offset]
-    line = before.count(b"\n") + 1
-    return line, offset - (before.rfind(b"\n") + 1) + 1
+    line_start = before.rfind(b"\n") + 1
+    column = len(before[line_start:].decode("utf-8", errors="replace"))
+    return before.count(b"\n") + 1, column + 1
 
 
-def load_yaml(  # noqa: PLR0911 - one early return per way a file can be unusable reads flattest
-    path: str, raw: bytes
-) -> tuple[SourceDoc | None, list[Problem]]:
+def _position_of_char(text: str, index: int) -> tuple[int, int]:
+    before = text[:index]
+    return before.count("\n") + 1, index - (before.rfind("\n") + 1) + 1
+
+
+def load_yaml(path: str, raw: bytes) -> tuple[SourceDoc | None, list[Problem]]:
     """Load one YAML document, or return the problems that make it unusable."""
-    if len(raw) > MAX_FILE_BYTES:
-        return None, [Problem(path, 1, 1, f"file is larger than {MAX_FILE_BYTES} bytes")]
+    text, refusal = _text_of(path, raw)
+    if refusal is not None:
+        return None, [refusal]
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line, col = _position_of_byte(raw, err.start)
-        return None, [Problem(path, line, col, "file is not UTF-8 text (binary file?)")]
-    if "\x00" in text:
-        line, col = _position_of_byte(raw, raw.index(b"\x00"))
-        return None, [Problem(path, line, col, "file contains a NUL byte (binary file?)")]
-    if not text.strip():
-        return None, [Problem(path, 1, 1, "file is empty")]
-    loader = _Loader(text)
-    try:
-        node = loader.get_single_node()
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        return None, [Problem(path, line, col, _yaml_message(err))]
-    except yaml.YAMLError as err:
-        return None, [Problem(path, 1, 1, f"YAML error: {err}")]
-    finally:
-        loader.dispose()
-    if node is None:
+        node = _compose(text)
+    except _Unusable as err:
+        return None, [Problem(path, err.line, err.col, err.message)]
+    if node is None or (isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null")):
         return None, [Problem(path, 1, 1, "file is empty")]
     doc = SourceDoc(path, None)
     problems: list[Problem] = []
-    budget = [MAX_EXPANDED_NODES]
     try:
-        doc.data = _build(node, (), doc, problems, budget)
-    except _TooLarge as err:
+        doc.data = _build(node, (), doc, problems, [MAX_EXPANDED_NODES])
+    except _Unusable as err:
         return None, [Problem(path, err.line, err.col, err.message)]
     return doc, problems
 
 
-class _TooLarge(Exception):
-    def __init__(self, node: yaml.Node) -> None:
-        self.line, self.col = _mark(node)
-        self.message = (
-            f"document expands to more than {MAX_EXPANDED_NODES} nodes (alias bomb?); refused"
-        )
+def _text_of(path: str, raw: bytes) -> tuple[str, Problem | None]:
+    if len(raw) > MAX_FILE_BYTES:
+        return "", Problem(path, 1, 1, f"file is larger than {MAX_FILE_BYTES} bytes")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line, col = _position_of_byte(raw, err.start)
+        return "", Problem(path, line, col, "file is not UTF-8 text (binary file?)")
+    if "\x00" in text:
+        line, col = _position_of_char(text, text.index("\x00"))
+        return "", Problem(path, line, col, "file contains a NUL byte (binary file?)")
+    if not text.strip():
+        return "", Problem(path, 1, 1, "file is empty")
+    return text, None
+
+
+class _Unusable(Exception):
+    """The document cannot be turned into data at all; carries the one problem to report."""
+
+    def __init__(self, line: int, col: int, message: str) -> None:
+        super().__init__(message)
+        self.line, self.col, self.message = line, col, message
+
+
+def _compose(text: str) -> yaml.Node | None:
+    """PyYAML's composer, with every way it can fail turned into `_Unusable`."""
+    loader: _Loader | None = None
+    try:
+        loader = _Loader(text)  # the reader checks characters here already
+        node: yaml.Node | None = loader.get_single_node()
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        raise _Unusable(line, col, _yaml_message(err)) from err
+    except yaml.reader.ReaderError as err:
+        line, col = _position_of_char(text, err.position)
+        raise _Unusable(
+            line, col, f"character {err.character!r} is not allowed in YAML ({err.reason})"
+        ) from err
+    except yaml.YAMLError as err:
+        raise _Unusable(1, 1, f"YAML error: {_one_line(str(err))}") from err
+    except RecursionError as err:
+        raise _Unusable(1, 1, f"nested deeper than {MAX_DEPTH} levels; refused") from err
+    finally:
+        if loader is not None:
+            loader.dispose()
+    return node
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split("\n", 1)[0].split())
+
+
+def _too_large(node: yaml.Node) -> _Unusable:
+    line, col = _mark(node)
+    return _Unusable(
+        line,
+        col,
+        f"document expands to more than {MAX_EXPANDED_NODES} nodes (alias bomb?); refused",
+    )
 
 
 def _yaml_message(err: yaml.MarkedYAMLError) -> str:
-    parts = [p for p in (err.context, err.problem) if p]
+    parts = [_one_line(p) for p in (err.context, err.problem) if p]
     message = "; ".join(parts) or "YAML syntax error"
     if "\t" in message or "'\\t'" in message:
         message += " (tabs are not allowed for indentation in YAML; use spaces)"
@@ -132,7 +178,10 @@ def _build(
 ) -> Any:
     budget[0] -= 1
     if budget[0] < 0:
-        raise _TooLarge(node)
+        raise _too_large(node)
+    if len(path) > MAX_DEPTH:
+        line, col = _mark(node)
+        raise _Unusable(line, col, f"nested deeper than {MAX_DEPTH} levels; refused")
     doc.values.setdefault(path, _mark(node))
     if not node.tag.startswith("tag:yaml.org,2002:") or node.tag.startswith(
         "tag:yaml.org,2002:python/"
@@ -168,9 +217,11 @@ def _scalar(node: yaml.Node, doc: SourceDoc, problems: list[Problem]) -> Any:
         return node
     try:
         return _CONSTRUCTOR.construct_object(node, deep=True)
-    except (yaml.YAMLError, ValueError, OverflowError) as err:
+    except Exception as err:
         line, col = _mark(node)
-        problems.append(Problem(doc.path, line, col, f"cannot read value {node.value!r}: {err}"))
+        problems.append(
+            Problem(doc.path, line, col, f"cannot read value {node.value!r}: {_one_line(str(err))}")
+        )
         return None
     finally:
         _CONSTRUCTOR.constructed_objects.clear()

@@ -67,8 +67,8 @@ EXPECTED: dict[str, list[str]] = {
         "18:5: error: unknown key 'on'",
     ],
     # --- meaning: names that refer to each other
-    "unknown-state-dest.yaml": ["20:11: error: unknown state 'refered'"],
-    "unknown-state-source.yaml": ["16:19: error: unknown state 'opened'"],
+    "unknown-state-dest.yaml": ["20:11: error: transition dest: unknown state 'refered'"],
+    "unknown-state-source.yaml": ["16:20: error: transition source: unknown state 'opened'"],
     "unknown-state-escalate-to.yaml": [
         "9:41: error: escalate_to: unknown state 'center.mediation'"
     ],
@@ -108,13 +108,8 @@ EXPECTED: dict[str, list[str]] = {
     ],
 }
 
-BUGS: dict[str, str] = {
-    "missing-required-key.yaml": "message names the missing key as its own parent "
-    "(`in transitions.0.dest`)",
-    "yaml11-on-key.yaml": "message names the missing key as its own parent "
-    "(`in transitions.0.trigger`)",
-    "unknown-state-source.yaml": "points at the whole source list, not at the unknown item",
-}
+BUGS: dict[str, str] = {}
+"""Fixtures whose expected line is what the validator *should* print (strict xfails)."""
 
 
 def _render(problems: list[Problem]) -> list[str]:
@@ -389,8 +384,7 @@ def test_variant(old: str, new: str, expected: list[str]) -> None:
         ),
     ],
 )
-@pytest.mark.xfail(reason="BUG in engine/validate.py, see the test id", strict=True)
-def test_known_bug(raw: bytes, expected: list[str]) -> None:
+def test_fixed_bug_stays_fixed(raw: bytes, expected: list[str]) -> None:
     got = _lines(raw)
     assert _matches(got, expected), f"got {got}"
 
@@ -404,7 +398,6 @@ def test_known_bug(raw: bytes, expected: list[str]) -> None:
         pytest.param(b"a: " + b"[" * 2000 + b"]" * 2000 + b"\n", id="deep-nesting"),
     ],
 )
-@pytest.mark.xfail(reason="BUG: an exception escapes check_file", strict=True)
 def test_hostile_input_is_a_problem_not_a_crash(raw: bytes) -> None:
     workflow, problems = check_file("x.yaml", raw)
     assert workflow is None
