@@ -10,18 +10,21 @@ reserved trigger `sla.breached`, so the diagram and the machine agree with the Y
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date, datetime
+from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from transitions import EventData, Machine
 
 from engine.calendar import BusinessCalendar
-from engine.deadlines import DeadlineCalculator, Duration, WorkingHours
+from engine.deadlines import DAY_UNITS, Deadline, DeadlineCalculator, Duration, WorkingHours
 from engine.guards import Guard, GuardError, compile_guard
 from engine.validate import CheckedWorkflow
 from schemas.workflow import DurationSpec, StateSpec, WorkflowSpec
 
 BREACH_TRIGGER = "sla.breached"
+MEMO_LIMIT = 100_000
 
 
 @dataclass(slots=True)
@@ -56,6 +59,7 @@ class CompiledWorkflow:
     tz: ZoneInfo
     sources: frozenset[str] = field(default_factory=frozenset)
     allowed: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)
+    _deadline_memo: dict[tuple[date, Duration], Deadline] = field(default_factory=dict)
     """Sources that may fire (trigger, from-state): tells `unauthorized_source` from the rest."""
 
     @property
@@ -72,8 +76,23 @@ class CompiledWorkflow:
     def tier_of(self, state: str) -> str | None:
         return self.spec.states[state].tier
 
+    def deadline(self, start: datetime, duration: Duration) -> Deadline:
+        """`deadlines.deadline`, memoised for day units, whose result depends only on the local
+        start date: most cases of a day enter their states on the same few dates."""
+        if duration.unit not in DAY_UNITS:
+            return self.deadlines.deadline(start, duration)
+        key = (start.astimezone(self.tz).date(), duration)
+        found = self._deadline_memo.get(key)
+        if found is None:
+            if len(self._deadline_memo) > MEMO_LIMIT:
+                self._deadline_memo.clear()
+            found = self._deadline_memo[key] = self.deadlines.deadline(start, duration)
+        return found
 
+
+@cache
 def to_duration(spec: DurationSpec) -> Duration:
+    """Specs are frozen and few: convert each once (the property lookups cost ~5 µs a call)."""
     return Duration(spec.unit, spec.amount)
 
 

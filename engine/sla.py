@@ -30,7 +30,7 @@ def _clock(
 
 def enter_sla(workflow: CompiledWorkflow, spec: SlaSpec, at: datetime) -> SlaClock:
     """The clock of a state entered at `at`."""
-    return _clock(spec, at, workflow.deadlines.deadline(at, to_duration(spec)))
+    return _clock(spec, at, workflow.deadline(at, to_duration(spec)))
 
 
 def pause_sla(sla: SlaClock, at: datetime) -> SlaClock | str:
