@@ -1,13 +1,18 @@
-"""Replay a stream of raw events through the core on a virtual clock (`fengqiao simulate`).
+"""Replay an ordered stream of raw events through the core: `simulate`, and each Kafka partition.
 
-The clock is the latest `occurred_at` read so far: before each event, every case's timers due by
-then fire (in due order, then case id), exactly as the Kafka loop fires them when its watermark
-passes. At the end, timers fire up to `until`. Same input → same records, byte for byte.
+The clock is a watermark: before each event, every case's timers due by then fire (in due order,
+then case id). `simulate` moves it to the latest `occurred_at` read so far and at the end to
+`--until`; the Kafka loop runs one `Replay` per assigned partition and moves it the same way (or
+with the wall clock while caught up). Sharing this one path is what makes `run` equal `simulate`.
+Same input → same records, byte for byte.
+
+For Kafka, `load` reads cases from the partition's state store; changed cases are kept here until
+the shell has committed its transaction and calls `take_changes` (or `discard` after an abort).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -32,12 +37,43 @@ class ReplayStats:
 class Replay:
     """In-memory cases + timer index driven by one ordered input stream."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, load: Callable[[str], Case | None] | None = None) -> None:
         self.engine = engine
         self.cases: dict[str, Case] = {}
+        """Cases read or changed so far (everything, when there is no `load`)."""
+        self.changed: set[str] = set()
         self.timers = TimerIndex()
         self.watermark: datetime | None = None
         self.stats = ReplayStats()
+        self._load = load
+
+    def case(self, case_id: str) -> Case | None:
+        found = self.cases.get(case_id)
+        if found is None and self._load is not None:
+            found = self._load(case_id)
+            if found is not None:
+                self.cases[case_id] = found
+        return found
+
+    def track(self, case: Case) -> None:
+        """Index the timers of a case restored from a store (no records, no change)."""
+        self.timers.set(case.case_id, case.next_due())
+
+    def take_changes(self) -> dict[str, Case]:
+        """Cases changed since the last call; with a `load`, forget the cache (the store has them)."""
+        changes = {case_id: self.cases[case_id] for case_id in sorted(self.changed)}
+        self.changed.clear()
+        if self._load is not None:
+            self.cases.clear()
+        return changes
+
+    def discard(self, restored: Iterable[Case]) -> None:
+        """Forget an aborted batch: cached cases and the timer index are rebuilt from the store."""
+        self.cases.clear()
+        self.changed.clear()
+        self.timers = TimerIndex()
+        for case in restored:
+            self.track(case)
 
     def feed(self, raw: bytes, origin: str) -> Iterator[OutputRecord]:
         """Decode and apply one input; yield the records it causes (timers first)."""
@@ -48,7 +84,7 @@ class Replay:
             return
         if self.watermark is None or event.occurred_at > self.watermark:
             yield from self.advance(event.occurred_at)
-        decision = self.engine.apply(self.cases.get(event.case_id), event, origin)
+        decision = self.engine.apply(self.case(event.case_id), event, origin)
         if decision.duplicate:
             self.stats.duplicates += 1
         yield from self._settle(event.case_id, decision)
@@ -58,11 +94,16 @@ class Replay:
         if self.watermark is None or now > self.watermark:
             self.watermark = now
         for case_id in self.timers.pop_due(now):
-            decision = self.engine.advance(self.cases[case_id], now)
+            case = self.case(case_id)
+            if case is None:
+                continue
+            decision = self.engine.advance(case, now)
             yield from self._settle(case_id, decision)
 
     def _settle(self, case_id: str, decision: Decision) -> Iterator[OutputRecord]:
         if decision.case is not None:
+            if decision.records or decision.case is not self.cases.get(case_id):
+                self.changed.add(case_id)
             self.cases[case_id] = decision.case
             self.timers.set(case_id, decision.case.next_due())
         out: list[OutputRecord] = list(decision.records)
