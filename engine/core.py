@@ -198,7 +198,7 @@ class Engine:
         elif kind == "resume":
             new = resume_sla(workflow, spec, sla, case.entered_at, builder.at)
         else:
-            new = extend_sla(workflow, spec, sla, case.entered_at)
+            new = extend_sla(workflow, spec, sla, case.entered_at, builder.at)
         if isinstance(new, str):
             return Refusal("invalid_transition", new)
         action = {"pause": "paused", "resume": "resumed", "extend": "extended"}[kind]

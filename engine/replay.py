@@ -1,10 +1,12 @@
 """Replay an ordered stream of raw events through the core: `simulate`, and each Kafka partition.
 
-The clock is a watermark: before each event, every case's timers due by then fire (in due order,
-then case id). `simulate` moves it to the latest `occurred_at` read so far and at the end to
+The clock is a watermark: before each event, every timer due by then fires. Cases are visited in
+order of their next due instant (then case id), each firing all its timers due by the watermark;
+order *within* a case is what DESIGN §6 promises, across cases records may interleave.
+`simulate` moves the watermark to the latest `occurred_at` read so far and at the end to
 `--until`; the Kafka loop runs one `Replay` per assigned partition and moves it the same way (or
-with the wall clock while caught up). Sharing this one path is what makes `run` equal `simulate`.
-Same input → same records, byte for byte.
+with the wall clock while caught up). Sharing this one path is what makes `run` equal
+`simulate`. Same input → same records, byte for byte.
 
 For Kafka, `load` reads cases from the partition's state store; changed cases are kept here until
 the shell has committed its transaction and calls `take_changes` (or `discard` after an abort).
@@ -60,7 +62,7 @@ class Replay:
         self.timers.set(case.case_id, case.next_due())
 
     def take_changes(self) -> dict[str, Case]:
-        """Cases changed since the last call; with a `load`, forget the cache (the store has them)."""
+        """Cases changed since the last call; with a `load`, the cache is dropped (store has them)."""
         changes = {case_id: self.cases[case_id] for case_id in sorted(self.changed)}
         self.changed.clear()
         if self._load is not None:

@@ -28,6 +28,15 @@ def _clock(
     return base._replace(deadline=result.instant, warning_at=warning_at, data_missing=missing)
 
 
+def _moved(
+    spec: SlaSpec, entered_at: datetime, result: Deadline, base: SlaClock, at: datetime
+) -> SlaClock:
+    """A clock whose deadline moved (resume, extension): the warning is armed again when its
+    new instant is still ahead, so the handler hears about the new deadline too."""
+    clock = _clock(spec, entered_at, result, base)
+    return clock._replace(warned=base.warned and clock.warning_at <= at)
+
+
 def enter_sla(workflow: CompiledWorkflow, spec: SlaSpec, at: datetime) -> SlaClock:
     """The clock of a state entered at `at`."""
     return _clock(spec, at, workflow.deadline(at, to_duration(spec)))
@@ -49,11 +58,11 @@ def resume_sla(
     if sla.paused_at is None:
         return "the SLA clock is not paused"
     moved = workflow.deadlines.after_pause(sla.deadline, spec.unit, sla.paused_at, at)
-    return _clock(spec, entered_at, moved, sla)._replace(paused_at=None)
+    return _moved(spec, entered_at, moved, sla, at)._replace(paused_at=None)
 
 
 def extend_sla(
-    workflow: CompiledWorkflow, spec: SlaSpec, sla: SlaClock, entered_at: datetime
+    workflow: CompiledWorkflow, spec: SlaSpec, sla: SlaClock, entered_at: datetime, at: datetime
 ) -> SlaClock | str:
     """An authorised extension, at most `max_extensions` times per stay in the state."""
     if spec.extension is None or sla.extensions >= spec.max_extensions:
@@ -61,4 +70,4 @@ def extend_sla(
     if sla.breached:
         return "the deadline has already passed"
     moved = workflow.deadlines.extend(sla.deadline, to_duration(spec.extension))
-    return _clock(spec, entered_at, moved, sla)._replace(extensions=sla.extensions + 1)
+    return _moved(spec, entered_at, moved, sla, at)._replace(extensions=sla.extensions + 1)
