@@ -62,7 +62,7 @@ class Replay:
         self.timers.set(case.case_id, case.next_due())
 
     def take_changes(self) -> dict[str, Case]:
-        """Cases changed since the last call; with a `load`, the cache is dropped (store has them)."""
+        """Cases changed since the last call (with a `load`, the cache is dropped too)."""
         changes = {case_id: self.cases[case_id] for case_id in sorted(self.changed)}
         self.changed.clear()
         if self._load is not None:
