@@ -1,0 +1,349 @@
+"""`fengqiao run`: the exactly-once Kafka loop around the core (DESIGN §1, §6).
+
+One consumer-group member reads `case-events` with `read_committed`; for each batch it opens one
+Kafka transaction holding the output records, the changed case snapshots (to the compacted,
+co-partitioned `case-state` changelog, same partition number as the input) and the consumed
+offsets with the consumer's group metadata (KIP-447 fencing). The state store and the timer heap
+are updated only after the commit succeeds; after an abort they are rebuilt from the store and
+the consumer is rewound to the committed offsets. So a crash at any instant loses nothing and
+duplicates nothing: the next owner of a partition restores its cases from the changelog and
+resumes from the committed offsets.
+
+Timers fire through the same path (`Replay.advance`) inside the transaction. With the wall clock,
+idle cases' timers fire only while the partition is caught up, so a backlog never lets the wall
+clock overtake events that happened earlier; with the `events` clock the watermark is the latest
+`occurred_at` seen, exactly as in `fengqiao simulate`.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import structlog
+from kafka import (
+    ConsumerRebalanceListener,
+    KafkaConsumer,
+    KafkaProducer,
+    OffsetAndMetadata,
+    TopicPartition,
+)
+from kafka.errors import KafkaError, ProducerFencedError
+
+from consumers.metrics import EngineMetrics
+from consumers.settings import Settings, kafka_client_config
+from engine.case import Case
+from engine.core import Engine
+from engine.replay import Replay
+from engine.store import StateStore
+from schemas.records import OutputRecord
+
+log = structlog.get_logger("fengqiao.engine")
+
+RESTORE_CHUNK = 5_000
+"""Changelog records written to the store per restore step (bounds memory on big partitions)."""
+
+
+class Clock(Protocol):
+    """Where the shell gets time from: the wall clock in production, fixed ones in tests."""
+
+    def now(self) -> datetime: ...
+
+
+class WallClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+@dataclass
+class _Partition:
+    replay: Replay
+    committed: int | None = None
+    """Offset after the last committed input record (None: nothing consumed yet here)."""
+
+
+@dataclass
+class _Batch:
+    sends: list[tuple[str, int | None, bytes | None, bytes | None]] = field(default_factory=list)
+    offsets: dict[TopicPartition, OffsetAndMetadata] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    rejected: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def empty(self) -> bool:
+        return not self.sends and not self.offsets
+
+
+class EngineLoop:
+    """Owns the consumer, the transactional producer and the per-partition replays."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        store: StateStore,
+        metrics: EngineMetrics,
+        clock: Clock | None = None,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.store = store
+        self.metrics = metrics
+        self.clock: Clock = clock or WallClock()
+        self.stop = threading.Event()
+        self.ready = threading.Event()
+        self.alive_at = time.monotonic()
+        self.partitions: dict[int, _Partition] = {}
+        self._client = kafka_client_config(settings)
+        self._consumer: KafkaConsumer | None = None
+        self._producer: KafkaProducer | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Run until `stop` is set; then finish the batch, commit, leave the group."""
+        self._producer = KafkaProducer(
+            **self._client,
+            transactional_id=f"{self.settings.transactional_id_prefix}-{self.settings.instance_id}",
+            transaction_timeout_ms=self.settings.transaction_timeout_ms,
+            enable_idempotence=True,
+            acks="all",
+        )
+        # Fences a predecessor with our transactional id and aborts its open transaction, so the
+        # restore below reads a changelog without a dangling transaction of ours.
+        self._producer.init_transactions()
+        self._consumer = KafkaConsumer(
+            **self._client,
+            group_id=self.settings.group_id,
+            isolation_level="read_committed",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=self.settings.batch_max_records,
+        )
+        self._consumer.subscribe([self.settings.topic_case_events], listener=_Listener(self))
+        log.info("engine.started", group=self.settings.group_id)
+        try:
+            while not self.stop.is_set():
+                self.alive_at = time.monotonic()
+                polled = self._consumer.poll(timeout_ms=self._poll_timeout_ms())
+                if self.partitions:
+                    self._run_batch(polled)
+        finally:
+            self._close()
+
+    def _close(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close()  # leaves the group: partitions move at once
+        if self._producer is not None:
+            self._producer.close()
+        log.info("engine.stopped")
+
+    def _poll_timeout_ms(self) -> int:
+        """Never sleep past the next due timer (wall clock), nor past the commit interval."""
+        interval = self.settings.commit_interval_ms
+        if self.settings.clock != "wall":
+            return interval
+        dues = [d for p in self.partitions.values() if (d := p.replay.timers.peek()) is not None]
+        if not dues:
+            return interval
+        wait = (min(dues) - self.clock.now()).total_seconds() * 1000
+        return int(min(interval, max(0.0, wait)))
+
+    # -- rebalancing ---------------------------------------------------------------------------
+
+    def assign(self, assigned: Iterable[TopicPartition]) -> None:
+        for tp in sorted(assigned, key=lambda t: t.partition):
+            started = time.monotonic()
+            self.partitions[tp.partition] = self._restore(tp.partition)
+            self.metrics.restore_seconds.observe(time.monotonic() - started)
+            log.info("partition.restored", partition=tp.partition,
+                     cases=self.store.count(tp.partition))  # fmt: skip
+        self._refresh_gauges()
+        self.ready.set()
+
+    def revoke(self, revoked: Iterable[TopicPartition]) -> None:
+        """Batches commit before every poll, so no transaction is open here: just let go."""
+        for tp in revoked:
+            self.partitions.pop(tp.partition, None)
+            if not self.store.persistent:
+                self.store.drop_partition(tp.partition)
+            log.info("partition.revoked", partition=tp.partition)
+        self._refresh_gauges()
+
+    def _restore(self, partition: int) -> _Partition:
+        """Bring the store up to date with the changelog partition, then index its timers."""
+        start = self.store.changelog_offset(partition) if self.store.persistent else None
+        if not self.store.persistent:
+            self.store.drop_partition(partition)
+        tp = TopicPartition(self.settings.topic_case_state, partition)
+        reader = KafkaConsumer(**self._client, group_id=None, isolation_level="read_committed",
+                               enable_auto_commit=False)  # fmt: skip
+        try:
+            reader.assign([tp])
+            if start is None:
+                reader.seek_to_beginning(tp)
+            else:
+                reader.seek(tp, start)
+            end = reader.end_offsets([tp])[tp]
+            upserts: dict[str, Case] = {}
+            deletes: set[str] = set()
+            while reader.position(tp) < end:
+                for message in reader.poll(timeout_ms=500).get(tp, []):
+                    _restore_one(message, upserts, deletes)
+                if len(upserts) + len(deletes) >= RESTORE_CHUNK:
+                    self.store.write(partition, upserts, deletes, reader.position(tp))
+                    upserts, deletes = {}, set()
+            self.store.write(partition, upserts, deletes, end)
+        finally:
+            reader.close()
+        replay = Replay(self.engine, load=lambda case_id: self.store.get(partition, case_id))
+        for case in self.store.cases(partition):
+            replay.track(case)
+            if self.settings.clock == "events" and (
+                replay.watermark is None or case.clock > replay.watermark
+            ):
+                replay.watermark = case.clock
+        return _Partition(replay)
+
+    # -- one batch, one transaction -------------------------------------------------------------
+
+    def _run_batch(self, polled: dict[TopicPartition, list[Any]]) -> None:
+        started = time.monotonic()
+        batch = _Batch()
+        for tp, messages in polled.items():
+            part = self.partitions.get(tp.partition)
+            if part is None:
+                continue
+            for message in messages:
+                origin = f"{tp.topic}/{tp.partition}/{message.offset}"
+                self.metrics.events.inc()
+                before = part.replay.stats.duplicates
+                for record in part.replay.feed(message.value or b"", origin):
+                    self._emit(batch, record, message.headers)
+                if part.replay.stats.duplicates > before:
+                    self.metrics.duplicates.inc()
+            batch.offsets[tp] = OffsetAndMetadata(messages[-1].offset + 1, "", -1)
+        if self.settings.clock == "wall":
+            self._fire_idle_timers(batch)
+        changes = {p: part.replay.take_changes() for p, part in self.partitions.items()}
+        for p, cases in changes.items():
+            for case_id, case in cases.items():
+                value = json.dumps(case.to_dict(), separators=(",", ":"), ensure_ascii=False)
+                batch.sends.append((self.settings.topic_case_state, p, case_id.encode(),
+                                    value.encode()))  # fmt: skip
+        if batch.empty:
+            return
+        if self._commit(batch):
+            for p, cases in changes.items():
+                if cases:
+                    self.store.write(p, cases)
+            self._count(batch)
+            self.metrics.transaction_seconds.observe(time.monotonic() - started)
+            self._refresh_gauges()
+
+    def _fire_idle_timers(self, batch: _Batch) -> None:
+        assert self._consumer is not None
+        now = self.clock.now()
+        for p, part in self.partitions.items():
+            due = part.replay.timers.peek()
+            if due is None or due > now or not self._caught_up(p):
+                continue
+            for record in part.replay.advance(now):
+                self._emit(batch, record, None)
+
+    def _caught_up(self, partition: int) -> bool:
+        assert self._consumer is not None
+        tp = TopicPartition(self.settings.topic_case_events, partition)
+        highwater = self._consumer.highwater(tp)
+        return highwater is not None and self._consumer.position(tp) >= highwater
+
+    def _emit(
+        self, batch: _Batch, record: OutputRecord, headers: list[tuple[str, bytes]] | None
+    ) -> None:
+        if record.type == "event.rejected":
+            if headers:
+                decoded = {k: v.decode("utf-8", "replace") for k, v in headers if v is not None}
+                record = record.model_copy(update={"headers": decoded})
+            topic = self.settings.topic_dead_letter
+            batch.rejected[record.reason] = batch.rejected.get(record.reason, 0) + 1
+        else:
+            topic = self.settings.topic_transitions
+        key = record.case_id.encode() if record.case_id else None
+        batch.sends.append((topic, None, key, record.model_dump_json().encode()))
+        batch.counts[record.type] = batch.counts.get(record.type, 0) + 1
+
+    def _commit(self, batch: _Batch) -> bool:
+        """One transaction for the whole batch; on failure abort and rewind. True if committed."""
+        producer, consumer = self._producer, self._consumer
+        assert producer is not None and consumer is not None
+        try:
+            producer.begin_transaction()
+            for topic, partition, key, value in batch.sends:
+                producer.send(topic, key=key, value=value, partition=partition)
+            if batch.offsets:
+                producer.send_offsets_to_transaction(batch.offsets, consumer.group_metadata())
+            producer.commit_transaction()
+        except ProducerFencedError:
+            log.error("engine.fenced", reason="another process took our transactional id")
+            self.stop.set()
+            raise
+        except KafkaError as err:
+            log.warning("transaction.aborted", error=type(err).__name__)
+            self.metrics.transactions.labels("aborted").inc()
+            self._abort_and_rewind()
+            return False
+        self.metrics.transactions.labels("committed").inc()
+        return True
+
+    def _abort_and_rewind(self) -> None:
+        producer, consumer = self._producer, self._consumer
+        assert producer is not None and consumer is not None
+        try:
+            producer.abort_transaction()
+        except KafkaError as err:
+            log.warning("transaction.abort_failed", error=type(err).__name__)
+        for p, part in self.partitions.items():
+            part.replay.discard(self.store.cases(p))
+            tp = TopicPartition(self.settings.topic_case_events, p)
+            committed = consumer.committed(tp)
+            if committed is None:
+                consumer.seek_to_beginning(tp)
+            else:
+                consumer.seek(tp, committed)
+        time.sleep(0.2)  # back off before retrying against a struggling broker
+
+    def _count(self, batch: _Batch) -> None:
+        for kind, n in batch.counts.items():
+            self.metrics.records.labels(kind).inc(n)
+        for reason, n in batch.rejected.items():
+            self.metrics.rejected.labels(reason).inc(n)
+
+    def _refresh_gauges(self) -> None:
+        self.metrics.pending_timers.set(sum(len(p.replay.timers) for p in self.partitions.values()))
+        self.metrics.cases.set(sum(self.store.count(p) for p in self.partitions))
+
+
+def _restore_one(message: Any, upserts: dict[str, Case], deletes: set[str]) -> None:
+    case_id = message.key.decode()
+    if message.value is None:
+        upserts.pop(case_id, None)
+        deletes.add(case_id)
+    else:
+        upserts[case_id] = Case.from_dict(json.loads(message.value))
+        deletes.discard(case_id)
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, loop: EngineLoop) -> None:
+        self.loop = loop
+
+    def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        self.loop.revoke(revoked)
+
+    def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        self.loop.assign(assigned)
