@@ -13,8 +13,12 @@ from pathlib import Path
 
 from consumers.bench_core import run_core_bench
 from consumers.demo import run_demo
+from consumers.logs import configure_logging
 from consumers.schema_export import write_schemas
+from consumers.service import run_service
+from consumers.settings import Settings, SettingsError, load_settings
 from consumers.simulate import simulate
+from consumers.topics import check_topics, create_topics
 from engine.diagram import dot, mermaid
 from engine.problems import InvalidWorkflowError
 from engine.registry import WorkflowRegistry, check_paths
@@ -92,6 +96,41 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(Path(args.workflows or _workflows_default()), Path(args.out))
 
 
+def _settings(args: argparse.Namespace) -> Settings | None:
+    overrides = {
+        "bootstrap_servers": getattr(args, "bootstrap_servers", None),
+        "workflows": getattr(args, "workflows", None),
+        "store": getattr(args, "store", None),
+        "http_port": getattr(args, "http_port", None),
+        "partitions": getattr(args, "partitions", None),
+    }
+    try:
+        return load_settings(overrides)
+    except SettingsError as err:
+        print(f"error: invalid settings:\n{err}", file=sys.stderr)
+        return None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if settings is None:
+        return 2
+    configure_logging()
+    return run_service(settings)
+
+
+def cmd_topics(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if settings is None:
+        return 2
+    for line in create_topics(settings):
+        print(line)
+    problems = check_topics(settings)
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fengqiao", description="Multi-tier dispute escalation engine (枫桥经验)."
@@ -125,6 +164,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeat", type=int, default=3, help="best of N runs")
     p.add_argument("--out", help="also write the figures as JSON here")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("run", help="the Kafka service (settings from FENGQIAO_* variables)")
+    p.add_argument("--bootstrap-servers", help="overrides FENGQIAO_BOOTSTRAP_SERVERS")
+    p.add_argument("--workflows", help="overrides FENGQIAO_WORKFLOWS")
+    p.add_argument("--store", help="memory | sqlite:PATH (overrides FENGQIAO_STORE)")
+    p.add_argument("--http-port", type=int, help="overrides FENGQIAO_HTTP_PORT")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("topics", help="create the engine's topics (idempotent) and check them")
+    p.add_argument("action", choices=["create"])
+    p.add_argument("--bootstrap-servers", help="overrides FENGQIAO_BOOTSTRAP_SERVERS")
+    p.add_argument("--partitions", type=int, help="overrides FENGQIAO_PARTITIONS")
+    p.set_defaults(func=cmd_topics)
 
     p = sub.add_parser("demo", help="run the engine on the bundled example streams, no Kafka")
     p.add_argument("--workflows")

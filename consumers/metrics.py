@@ -62,7 +62,8 @@ class EngineMetrics:
                 "fengqiao_pending_timers", "Cases with a pending SLA timer.", registry=registry
             ),
             cases=Gauge(
-                "fengqiao_cases_in_store", "Cases held for the assigned partitions.",
+                "fengqiao_cases_in_store",
+                "Cases held for the assigned partitions.",
                 registry=registry,
             ),  # fmt: skip
             restore_seconds=Histogram(

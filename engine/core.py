@@ -217,10 +217,11 @@ class Engine:
         breached = case._replace(sla=case.sla._replace(breached=True, warned=True),
                            breaches=case.breaches + 1)  # fmt: skip
         builder.sla_breached(breached)
+        spec = workflow.state(case.state).sla
+        if spec is None or spec.escalate_to is None:
+            return builder.case  # report only
         step = Step(case.state, "engine", {})
-        if workflow.machine.events.get(BREACH_TRIGGER) is None or not workflow.machine.events[
-            BREACH_TRIGGER
-        ].trigger(step):
+        if not workflow.machine.events[BREACH_TRIGGER].trigger(step):
             return builder.case
         return self._enter(workflow, builder, step.state, BREACH_TRIGGER)
 

@@ -1,0 +1,453 @@
+"""The state store port: the cases of each assigned Kafka partition, and how far they are restored.
+
+The Kafka shell keeps every open case of the partitions it owns in a `StateStore`. The source of
+truth is the compacted changelog topic `fengqiao.case-state` (key = case_id, value = the
+snapshot JSON of `encode_case`, or a tombstone): on assignment the shell restores a partition by
+reading the changelog from `changelog_offset(partition)` (or from the beginning when it is None)
+and writing what it reads; afterwards it writes each batch once the Kafka transaction that
+produced it has committed. A store is therefore only ever *behind* the changelog, never ahead.
+
+Contract of every implementation (tests/unit/test_store.py runs one suite over all of them):
+
+- `write` is one atomic batch: the upserts, the deletes and the new changelog offset are applied
+  together, or — when it raises — not at all. The whole batch is checked (and, for SQLite,
+  encoded) before anything changes. A case id may not be both upserted and deleted in one batch;
+  deleting an absent case is a no-op (tombstones may name cases the store never saw).
+- `changelog_offset` is the *next* changelog offset to read for that partition (the consumer's
+  position after the last record applied), stored in the same atomic write as the cases.
+- `cases(partition)` yields in case_id order and tolerates writes during the iteration (whether
+  it then sees the written cases is unspecified); the shell rebuilds its `TimerIndex` and gauges
+  from it after a restore.
+- Stores are not thread-safe: use each one from a single thread (the consumer loop), or
+  serialise calls yourself. Other threads (HTTP, metrics) should read figures the loop publishes.
+- After `close()`, every other method raises `StoreClosedError`; `close()` itself is idempotent.
+
+`open_store("memory")` is for tests, the demo and small deployments that restore from the
+changelog on every assignment; `open_store("sqlite:PATH")` keeps the cases on disk so a restart
+or a reassignment of the same partition only reads the changelog tail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Protocol
+
+from engine.case import Case
+
+MAX_OFFSET = 2**63 - 1
+"""Kafka offsets are signed 64-bit, and so are SQLite integers."""
+
+SQLITE_SCHEMA_VERSION = 1
+"""Kept in `PRAGMA user_version`; a file with another version is refused, never migrated blindly."""
+
+SQLITE_PAGE_SIZE = 1000
+"""Cases decoded per query while iterating a partition (bounded memory, no long read snapshot)."""
+
+
+class StoreClosedError(RuntimeError):
+    """A store was used after `close()`."""
+
+
+def encode_case(case: Case) -> str:
+    """The snapshot JSON of a case: the changelog value and the SQLite row, byte for byte."""
+    return json.dumps(case.to_dict(), separators=(",", ":"), ensure_ascii=False)
+
+
+def decode_case(snapshot: str | bytes) -> Case:
+    """The case of a snapshot (a changelog value may be passed as the raw bytes)."""
+    return Case.from_dict(json.loads(snapshot))
+
+
+class StateStore(Protocol):
+    """The cases of each assigned partition and the changelog offset each is restored up to."""
+
+    @property
+    def persistent(self) -> bool:
+        """True when the data outlives the process, so a restore may resume from
+        `changelog_offset` instead of reading the changelog from the beginning."""
+        ...
+
+    def get(self, partition: int, case_id: str) -> Case | None:
+        """The stored case, or None."""
+        ...
+
+    def write(
+        self,
+        partition: int,
+        upserts: Mapping[str, Case],
+        deletes: Iterable[str] = (),
+        changelog_offset: int | None = None,
+    ) -> None:
+        """Apply one batch atomically: all of it, or nothing when it raises.
+
+        `upserts` maps each case_id to its new case (the key must equal `case.case_id`);
+        `deletes` are case ids to remove (absent ones are ignored; none may also be upserted);
+        `changelog_offset`, when given, is the next changelog offset to read for `partition`
+        once this batch is applied (None keeps the stored one). Raises TypeError or ValueError
+        for a malformed batch.
+        """
+        ...
+
+    def changelog_offset(self, partition: int) -> int | None:
+        """The next changelog offset to read; None: never restored, start from the beginning."""
+        ...
+
+    def cases(self, partition: int) -> Iterator[Case]:
+        """Every case of `partition`, in case_id order."""
+        ...
+
+    def count(self, partition: int | None = None) -> int:
+        """The number of cases of `partition`, or of all partitions."""
+        ...
+
+    def drop_partition(self, partition: int) -> None:
+        """Forget the cases and the changelog offset of `partition` (on revocation, when the
+        store is not persistent; a persistent store may keep them and later resume from its
+        changelog offset)."""
+        ...
+
+    def close(self) -> None:
+        """Release the store; idempotent."""
+        ...
+
+
+def open_store(spec: str) -> StateStore:
+    """A store from its configuration string: `memory` or `sqlite:PATH`."""
+    if spec == "memory":
+        return MemoryStore()
+    kind, sep, path = spec.partition(":")
+    if kind == "sqlite" and sep and path:
+        return SqliteStore(path)
+    raise ValueError(f"unknown state store {spec!r}: expected 'memory' or 'sqlite:PATH'")
+
+
+def _check_partition(partition: int) -> None:
+    if not isinstance(partition, int) or isinstance(partition, bool) or partition < 0:
+        raise ValueError(f"partition must be a non-negative int, not {partition!r}")
+
+
+def _check_batch(
+    partition: int,
+    upserts: Mapping[str, Case],
+    deletes: Iterable[str],
+    changelog_offset: int | None,
+) -> tuple[list[Case], list[str]]:
+    """Validate a whole batch before any of it is applied; returns (cases, case ids to delete)."""
+    _check_partition(partition)
+    cases: list[Case] = []
+    for case_id, case in upserts.items():
+        if not isinstance(case, Case):
+            raise TypeError(f"upsert {case_id!r} is a {type(case).__name__}, not a Case")
+        if case_id != case.case_id:
+            raise ValueError(f"upsert key {case_id!r} differs from its case_id {case.case_id!r}")
+        cases.append(case)
+    gone = list(deletes)
+    for case_id in gone:
+        if not isinstance(case_id, str):
+            raise TypeError(f"delete {case_id!r} is a {type(case_id).__name__}, not a str")
+        if case_id in upserts:
+            raise ValueError(f"case {case_id!r} is both upserted and deleted in one batch")
+    if changelog_offset is not None and (
+        not isinstance(changelog_offset, int)
+        or isinstance(changelog_offset, bool)
+        or not 0 <= changelog_offset <= MAX_OFFSET
+    ):
+        raise ValueError(f"changelog_offset must be an int in [0, 2**63), not {changelog_offset!r}")
+    return cases, gone
+
+
+class MemoryStore:
+    """Cases in dicts, as the (immutable) `Case` values written: nothing is encoded, so nothing
+    survives the process. `get` returns the very object written."""
+
+    def __init__(self) -> None:
+        self._cases: dict[int, dict[str, Case]] = {}
+        self._offsets: dict[int, int] = {}
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"MemoryStore(partitions={sorted(self._cases)}, cases={self.count()})"
+
+    @property
+    def persistent(self) -> bool:
+        return False
+
+    def get(self, partition: int, case_id: str) -> Case | None:
+        self._check_open()
+        part = self._cases.get(partition)
+        return None if part is None else part.get(case_id)
+
+    def write(
+        self,
+        partition: int,
+        upserts: Mapping[str, Case],
+        deletes: Iterable[str] = (),
+        changelog_offset: int | None = None,
+    ) -> None:
+        self._check_open()
+        cases, gone = _check_batch(partition, upserts, deletes, changelog_offset)
+        # Nothing below can raise: the batch is applied whole.
+        part = self._cases.setdefault(partition, {})
+        for case in cases:
+            part[case.case_id] = case
+        for case_id in gone:
+            part.pop(case_id, None)
+        if not part:
+            del self._cases[partition]
+        if changelog_offset is not None:
+            self._offsets[partition] = changelog_offset
+
+    def changelog_offset(self, partition: int) -> int | None:
+        self._check_open()
+        return self._offsets.get(partition)
+
+    def cases(self, partition: int) -> Iterator[Case]:
+        self._check_open()
+        part = self._cases.get(partition, {})
+        return iter([part[case_id] for case_id in sorted(part)])
+
+    def count(self, partition: int | None = None) -> int:
+        self._check_open()
+        if partition is None:
+            return sum(len(part) for part in self._cases.values())
+        return len(self._cases.get(partition, ()))
+
+    def drop_partition(self, partition: int) -> None:
+        self._check_open()
+        self._cases.pop(partition, None)
+        self._offsets.pop(partition, None)
+
+    def close(self) -> None:
+        self._closed = True
+        self._cases.clear()
+        self._offsets.clear()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosedError("the memory store is closed")
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS cases (
+    partition INTEGER NOT NULL,
+    case_id   TEXT    NOT NULL,
+    snapshot  TEXT    NOT NULL,  -- encode_case(case): the changelog value
+    PRIMARY KEY (partition, case_id)
+);
+CREATE TABLE IF NOT EXISTS changelog_offsets (
+    partition   INTEGER PRIMARY KEY,
+    next_offset INTEGER NOT NULL  -- the next changelog offset to read
+);
+"""
+# An upsert in two statements so that the row counts say how many cases are new (see count):
+# UPDATE rewrites the cases already stored, INSERT adds the others (and skips the updated ones).
+_UPDATE = "UPDATE cases SET snapshot = ? WHERE partition = ? AND case_id = ?"
+_INSERT = (
+    "INSERT INTO cases (partition, case_id, snapshot) VALUES (?, ?, ?) "
+    "ON CONFLICT (partition, case_id) DO NOTHING"
+)
+_DELETE = "DELETE FROM cases WHERE partition = ? AND case_id = ?"
+_SET_OFFSET = (
+    "INSERT INTO changelog_offsets (partition, next_offset) VALUES (?, ?) "
+    "ON CONFLICT (partition) DO UPDATE SET next_offset = excluded.next_offset"
+)
+
+
+class SqliteStore:
+    """Cases in one SQLite file (stdlib `sqlite3`): a row (partition, case_id, snapshot JSON) per
+    case and a row of changelog offset per partition, each `write` one transaction.
+
+    Pragmas: WAL journal (readers never block the writer, commits append to the log) and
+    `synchronous=NORMAL`, which in WAL mode never corrupts the file but may lose the last few
+    commits on a power failure (not on a process crash). That is safe here because Kafka is the
+    source of truth: the cases and their changelog offset are committed in the same transaction,
+    so a store that lost its last commits is merely further behind, and the next restore reads
+    the changelog from the (older) offset it kept. `temp_store=MEMORY` and a 32 MiB page cache
+    keep restores of large partitions off the disk.
+
+    One process per file: two engines sharing a file would each believe it is up to date.
+    `:memory:` is accepted (a private in-memory database, not persistent).
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self._path = os.fspath(path)
+        if not self._path:
+            raise ValueError("SqliteStore needs a file path (or ':memory:')")
+        self._persistent = self._path != ":memory:"
+        if self._persistent:
+            Path(self._path).parent.mkdir(parents=True, exist_ok=True)
+        # Autocommit mode (isolation_level=None): transactions are explicit (_begin).
+        # check_same_thread=False lets the shell open the store on one thread and run the loop
+        # on another; calls must still never overlap (see the module docstring).
+        db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = NORMAL")
+            db.execute("PRAGMA temp_store = MEMORY")
+            db.execute("PRAGMA cache_size = -32768")
+            self._init_schema(db)
+        except BaseException:
+            db.close()
+            raise
+        self._db: sqlite3.Connection | None = db
+        self._counts: dict[int, int] = {}
+        """Cases per partition, for the partitions counted since opening (see count)."""
+
+    def __repr__(self) -> str:
+        return f"SqliteStore({self._path!r})"
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+    @property
+    def persistent(self) -> bool:
+        return self._persistent
+
+    def get(self, partition: int, case_id: str) -> Case | None:
+        row = (
+            self._conn()
+            .execute(
+                "SELECT snapshot FROM cases WHERE partition = ? AND case_id = ?",
+                (partition, case_id),
+            )
+            .fetchone()
+        )
+        return None if row is None else decode_case(row[0])
+
+    def write(
+        self,
+        partition: int,
+        upserts: Mapping[str, Case],
+        deletes: Iterable[str] = (),
+        changelog_offset: int | None = None,
+    ) -> None:
+        db = self._conn()
+        cases, gone = _check_batch(partition, upserts, deletes, changelog_offset)
+        rows = [(partition, case.case_id, encode_case(case)) for case in cases]
+        if not rows and not gone and changelog_offset is None:
+            return
+        added = 0
+        self._begin(db)
+        try:
+            if rows:
+                db.executemany(_UPDATE, [(snapshot, p, case_id) for p, case_id, snapshot in rows])
+                added += db.executemany(_INSERT, rows).rowcount
+            if gone:
+                added -= db.executemany(
+                    _DELETE, [(partition, case_id) for case_id in gone]
+                ).rowcount
+            if changelog_offset is not None:
+                db.execute(_SET_OFFSET, (partition, changelog_offset))
+            db.execute("COMMIT")
+        except BaseException:
+            self._rollback(db)
+            raise
+        if partition in self._counts:
+            self._counts[partition] += added
+
+    def changelog_offset(self, partition: int) -> int | None:
+        row = (
+            self._conn()
+            .execute("SELECT next_offset FROM changelog_offsets WHERE partition = ?", (partition,))
+            .fetchone()
+        )
+        return None if row is None else int(row[0])
+
+    def cases(self, partition: int) -> Iterator[Case]:
+        self._conn()  # fail now, not at the first next()
+        return self._iter_cases(partition)
+
+    def count(self, partition: int | None = None) -> int:
+        """O(1) for a partition once counted (SQL `count(*)` scans, so the first call per
+        partition does, and later writes keep the figure); a scan for all partitions."""
+        db = self._conn()
+        if partition is None:
+            return int(db.execute("SELECT count(*) FROM cases").fetchone()[0])
+        counted = self._counts.get(partition)
+        if counted is None:
+            query = "SELECT count(*) FROM cases WHERE partition = ?"
+            counted = self._counts[partition] = int(db.execute(query, (partition,)).fetchone()[0])
+        return counted
+
+    def drop_partition(self, partition: int) -> None:
+        db = self._conn()
+        self._begin(db)
+        try:
+            db.execute("DELETE FROM cases WHERE partition = ?", (partition,))
+            db.execute("DELETE FROM changelog_offsets WHERE partition = ?", (partition,))
+            db.execute("COMMIT")
+        except BaseException:
+            self._rollback(db)
+            raise
+        self._counts[partition] = 0
+
+    def close(self) -> None:
+        db, self._db = self._db, None
+        if db is not None:
+            db.close()  # the last connection checkpoints the WAL into the file
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise StoreClosedError(f"the SQLite store {self._path!r} is closed")
+        return self._db
+
+    @staticmethod
+    def _begin(db: sqlite3.Connection) -> None:
+        # IMMEDIATE takes the write lock up front: a busy file fails here, before any change.
+        db.execute("BEGIN IMMEDIATE")
+
+    @staticmethod
+    def _rollback(db: sqlite3.Connection) -> None:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+
+    def _init_schema(self, db: sqlite3.Connection) -> None:
+        version = int(db.execute("PRAGMA user_version").fetchone()[0])
+        if version == SQLITE_SCHEMA_VERSION:
+            return
+        if version != 0:
+            raise ValueError(
+                f"{self._path}: state store schema version {version}, this engine reads "
+                f"version {SQLITE_SCHEMA_VERSION}; delete the file to restore from the changelog"
+            )
+        self._begin(db)
+        try:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute(f"PRAGMA user_version = {SQLITE_SCHEMA_VERSION}")
+            db.execute("COMMIT")
+        except BaseException:
+            self._rollback(db)
+            raise
+
+    def _iter_cases(self, partition: int) -> Iterator[Case]:
+        # Keyset pagination: no statement stays open between pages, so the caller may write
+        # while iterating and no long-lived read snapshot holds back WAL checkpoints.
+        after: str | None = None
+        while True:
+            db = self._conn()
+            if after is None:
+                page = db.execute(
+                    "SELECT case_id, snapshot FROM cases WHERE partition = ? "
+                    "ORDER BY case_id LIMIT ?",
+                    (partition, SQLITE_PAGE_SIZE),
+                ).fetchall()
+            else:
+                page = db.execute(
+                    "SELECT case_id, snapshot FROM cases WHERE partition = ? AND case_id > ? "
+                    "ORDER BY case_id LIMIT ?",
+                    (partition, after, SQLITE_PAGE_SIZE),
+                ).fetchall()
+            for _, snapshot in page:
+                yield decode_case(snapshot)
+            if len(page) < SQLITE_PAGE_SIZE:
+                return
+            after = page[-1][0]
