@@ -65,7 +65,7 @@ class EngineMetrics:
                 "fengqiao_cases_in_store",
                 "Cases held for the assigned partitions.",
                 registry=registry,
-            ),  # fmt: skip
+            ),
             restore_seconds=Histogram(
                 "fengqiao_restore_duration_seconds",
                 "Time to restore one partition's cases from the changelog.",
