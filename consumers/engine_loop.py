@@ -59,6 +59,16 @@ class WallClock:
         return datetime.now(UTC)  # noqa: TID251 - the shell's one wall clock
 
 
+@dataclass(frozen=True)
+class FixedClock:
+    """A wall clock stopped at one instant (FENGQIAO_FIXED_NOW): tests and drills."""
+
+    instant: datetime
+
+    def now(self) -> datetime:
+        return self.instant
+
+
 @dataclass
 class _Partition:
     replay: Replay
@@ -93,7 +103,8 @@ class EngineLoop:
         self.engine = engine
         self.store = store
         self.metrics = metrics
-        self.clock: Clock = clock or WallClock()
+        fixed = settings.fixed_now
+        self.clock: Clock = clock or (FixedClock(fixed) if fixed else WallClock())
         self.stop = threading.Event()
         self.ready = threading.Event()
         self.alive_at = time.monotonic()

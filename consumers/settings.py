@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AwareDatetime,
     AliasChoices,
     Field,
     FilePath,
@@ -137,6 +138,11 @@ class Settings(BaseSettings):
             "Watermark for timers of idle cases: `wall` = the wall clock (production); "
             "`events` = the latest occurred_at seen (replays, tests)."
         ),
+    )
+
+    fixed_now: AwareDatetime | None = Field(
+        default=None,
+        description="With clock=wall, read this instant instead of the wall clock (tests, drills).",
     )
 
     # -- HTTP (/metrics, /healthz, /readyz) ---------------------------------------------------

@@ -165,3 +165,46 @@ def test_two_processes_join_and_leave_mid_stream(
     assert second.terminate() == 0
     assert len(records) == count
     assert by_case(records) == expected
+
+
+def _report(case_id: str, at: str) -> bytes:
+    return json.dumps({
+        "event_id": f"{case_id}-0", "case_id": case_id, "type": "case.reported",
+        "occurred_at": at, "source": "grid",
+        "payload": {"workflow": "dispute-escalation", "attributes": {"category": "neighbour"}},
+    }).encode()  # fmt: skip
+
+
+def test_restart_restores_timers_and_a_timer_due_while_down_fires_once(
+    kafka_bootstrap: str, unique_name: Callable[[str], str], tmp_path: Path
+) -> None:
+    settings, env = _setup(kafka_bootstrap, unique_name, partitions=2)
+    env["FENGQIAO_CLOCK"] = "wall"
+    lines = [_report(f"roof-{n}", "2025-09-26T10:00:00+08:00") for n in range(3)]
+    produce(kafka_bootstrap, settings.topic_case_events, lines, partitions=2)
+    log = tmp_path / "engine.log"
+
+    before = EngineProcess({**env, "FENGQIAO_FIXED_NOW": "2025-09-26T12:00:00+08:00"}, log)
+    before.start()
+    opened = read_all(kafka_bootstrap, settings.topic_transitions, expect=3, timeout_s=90)
+    assert before.terminate() == 0, log.read_text()
+    assert [r["type"] for r in opened] == ["case.transitioned"] * 3
+
+    # Down over the grid deadline (2025-10-01 00:00): on restart the restored timers fire once.
+    after = EngineProcess({**env, "FENGQIAO_FIXED_NOW": "2025-10-02T00:00:00+08:00"}, log)
+    after.start()
+    fired = read_all(kafka_bootstrap, settings.topic_transitions, expect=12, timeout_s=90)
+    assert after.terminate() == 0, log.read_text()
+    again = EngineProcess({**env, "FENGQIAO_FIXED_NOW": "2025-10-02T00:00:00+08:00"}, log)
+    again.start()
+    time.sleep(8)  # long enough to restore, join and fire anything still due
+    assert again.terminate() == 0, log.read_text()
+    final = read_all(kafka_bootstrap, settings.topic_transitions, expect=12, timeout_s=10)
+
+    assert len(fired) == len(final) == 12
+    for n in range(3):
+        types = [r["type"] for r in sorted(final, key=lambda r: r["seq"])
+                 if r["case_id"] == f"roof-{n}"]  # fmt: skip
+        assert types == ["case.transitioned", "sla.warning", "sla.breached", "case.transitioned"]
+    breaches = [r for r in final if r["type"] == "sla.breached"]
+    assert {r["deadline"] for r in breaches} == {"2025-10-01T00:00:00+08:00"}
