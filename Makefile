@@ -1,6 +1,7 @@
 # Two commands do all the set-up (see README.md):
 #   make demo   — run the engine on the embedded default (no Kafka needed)
-#   make test   — lint, type-check and run the whole test suite
+#   make test   — lint, type-check and run the whole test suite; the integration tests start
+#                 a real single-node Kafka broker themselves (deploy/local/kafka: Java + Maven)
 # Both create their own virtual environment in .venv from pyproject.toml + constraints.txt.
 
 PYTHON ?= python3
@@ -8,7 +9,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck unit integration bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +30,12 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -m "unit" -q
 
+integration: $(STAMP)
+	FENGQIAO_REQUIRE_KAFKA=1 $(BIN)/pytest -m "integration" -q
+
+# FENGQIAO_REQUIRE_KAFKA=1: a broker that cannot be started fails the run instead of skipping.
 test: $(STAMP) lint typecheck
-	$(BIN)/pytest -q
+	FENGQIAO_REQUIRE_KAFKA=1 $(BIN)/pytest -q
 
 bench: $(STAMP)
 	$(BIN)/fengqiao bench core

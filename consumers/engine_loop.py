@@ -191,8 +191,9 @@ class EngineLoop:
         if not self.store.persistent:
             self.store.drop_partition(partition)
         tp = TopicPartition(self.settings.topic_case_state, partition)
+        # `earliest`: a checkpoint that fell out of the log (retention) means a full restore.
         reader = KafkaConsumer(**self._client, group_id=None, isolation_level="read_committed",
-                               enable_auto_commit=False)  # fmt: skip
+                               enable_auto_commit=False, auto_offset_reset="earliest")  # fmt: skip
         try:
             reader.assign([tp])
             if start is None:

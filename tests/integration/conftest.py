@@ -23,6 +23,7 @@ import itertools
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -96,8 +97,26 @@ def _tail(text: str, lines: int = 25) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
+def _tcp_refusals(bootstrap: str) -> list[str]:
+    """Why each bootstrap server refuses a TCP connection ([] if one accepts)."""
+    refusals: list[str] = []
+    for server in bootstrap.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            with socket.create_connection((host.strip("[]") or server, int(port or 9092)), 5):
+                return []
+        except (OSError, ValueError) as err:
+            refusals.append(f"{server}: {err}")
+    return refusals
+
+
 def _answers(bootstrap: str, timeout_ms: int = 10_000) -> str | None:
     """None if a broker at `bootstrap` answers a metadata request, else why not."""
+    # A plain TCP check first: kafka-python retries refused connections for the whole timeout
+    # and leaks a socket per attempt (see below), which ends as errors at the end of the session.
+    refusals = _tcp_refusals(bootstrap)
+    if refusals:
+        return "no TCP connection: " + "; ".join(refusals)
     with warnings.catch_warnings():
         # kafka-python 3.0.12 does not close a socket whose connect() was refused: without this,
         # each retry ends up as a ResourceWarning, i.e. an error under `-W error`.
