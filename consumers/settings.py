@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AwareDatetime,
     AliasChoices,
+    AwareDatetime,
     Field,
     FilePath,
     SecretStr,
