@@ -167,6 +167,7 @@ class EngineLoop:
     # -- rebalancing ---------------------------------------------------------------------------
 
     def assign(self, assigned: Iterable[TopicPartition]) -> None:
+        self.ready.clear()  # /readyz: not ready while a partition's cases are being restored
         for tp in sorted(assigned, key=lambda t: t.partition):
             started = time.monotonic()
             self.partitions[tp.partition] = self._restore(tp.partition)

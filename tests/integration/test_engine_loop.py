@@ -175,11 +175,13 @@ def _report(case_id: str, at: str) -> bytes:
     }).encode()  # fmt: skip
 
 
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
 def test_restart_restores_timers_and_a_timer_due_while_down_fires_once(
-    kafka_bootstrap: str, unique_name: Callable[[str], str], tmp_path: Path
+    kafka_bootstrap: str, unique_name: Callable[[str], str], tmp_path: Path, store: str
 ) -> None:
     settings, env = _setup(kafka_bootstrap, unique_name, partitions=2)
     env["FENGQIAO_CLOCK"] = "wall"
+    env["FENGQIAO_STORE"] = "memory" if store == "memory" else f"sqlite:{tmp_path / 'cases.db'}"
     lines = [_report(f"roof-{n}", "2025-09-26T10:00:00+08:00") for n in range(3)]
     produce(kafka_bootstrap, settings.topic_case_events, lines, partitions=2)
     log = tmp_path / "engine.log"

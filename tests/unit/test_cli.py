@@ -90,3 +90,11 @@ def test_bench_core_prints_figures_and_ratio(
     figures = json.loads(out.read_text(encoding="utf-8"))
     assert figures["events"] > 50
     assert figures["ratio"] == float(printed[-1].removeprefix("ratio="))
+
+
+def test_run_with_invalid_settings_exits_2_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("FENGQIAO_COMMIT_INTERVAL_MS", "0")
+    assert main(["run"]) == 2
+    assert "FENGQIAO_COMMIT_INTERVAL_MS" in capsys.readouterr().err
