@@ -18,7 +18,7 @@ from consumers.schema_export import write_schemas
 from consumers.service import run_service
 from consumers.settings import Settings, SettingsError, load_settings
 from consumers.simulate import simulate
-from consumers.topics import check_topics, create_topics
+from consumers.topics import TopicsError, check_topics, create_topics
 from engine.diagram import dot, mermaid
 from engine.problems import InvalidWorkflowError
 from engine.registry import WorkflowRegistry, check_paths
@@ -107,7 +107,7 @@ def _settings(args: argparse.Namespace) -> Settings | None:
     try:
         return load_settings(overrides)
     except SettingsError as err:
-        print(f"error: invalid settings:\n{err}", file=sys.stderr)
+        print(f"error: {err}", file=sys.stderr)
         return None
 
 
@@ -123,9 +123,13 @@ def cmd_topics(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if settings is None:
         return 2
-    for line in create_topics(settings):
-        print(line)
-    problems = check_topics(settings)
+    try:
+        for line in create_topics(settings):
+            print(line)
+        problems = check_topics(settings)
+    except TopicsError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     for problem in problems:
         print(f"error: {problem}", file=sys.stderr)
     return 1 if problems else 0

@@ -109,7 +109,9 @@ class EngineLoop:
         self.ready = threading.Event()
         self.alive_at = time.monotonic()
         self.partitions: dict[int, _Partition] = {}
-        self._client = kafka_client_config(settings)
+        # kafka-python backs off up to 30 s between reconnects by default: far too long to notice
+        # a broker that came back; the engine retries every second or two instead.
+        self._client = {**kafka_client_config(settings), "reconnect_backoff_max_ms": 2000}
         self._consumer: KafkaConsumer | None = None
         self._producer: KafkaProducer | None = None
 

@@ -19,7 +19,7 @@ from consumers.engine_loop import EngineLoop
 from consumers.http import HttpServer
 from consumers.metrics import EngineMetrics
 from consumers.settings import Settings
-from consumers.topics import check_topics
+from consumers.topics import TopicsError, check_topics
 from engine.core import Engine
 from engine.problems import InvalidWorkflowError
 from engine.registry import WorkflowRegistry
@@ -37,7 +37,11 @@ def run_service(settings: Settings) -> int:
     except InvalidWorkflowError as err:
         print(err, file=sys.stderr)
         return 1
-    problems = check_topics(settings)
+    try:
+        problems = check_topics(settings)
+    except TopicsError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     if problems:
         for problem in problems:
             print(f"error: {problem}", file=sys.stderr)

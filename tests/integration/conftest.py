@@ -100,10 +100,12 @@ def _tail(text: str, lines: int = 25) -> str:
 def _tcp_refusals(bootstrap: str) -> list[str]:
     """Why each bootstrap server refuses a TCP connection ([] if one accepts)."""
     refusals: list[str] = []
-    for server in bootstrap.split(","):
-        host, _, port = server.strip().rpartition(":")
+    for raw in bootstrap.split(","):
+        server = raw.strip()
+        parts = re.fullmatch(r"(\[[^\]]*\]|[^:]*)(?::(\d+))?", server)
+        host, port = (parts.group(1), parts.group(2) or "9092") if parts else (server, "9092")
         try:
-            with socket.create_connection((host.strip("[]") or server, int(port or 9092)), 5):
+            with socket.create_connection((host.strip("[]"), int(port)), 5):
                 return []
         except (OSError, ValueError) as err:
             refusals.append(f"{server}: {err}")
