@@ -21,6 +21,7 @@ from typing import Any
 from transitions import Machine
 
 from engine.core import Engine
+from engine.machine import shared_machine
 from engine.registry import WorkflowRegistry
 from engine.replay import Replay
 from schemas.workflow import WorkflowSpec
@@ -91,15 +92,7 @@ def _best(repeat: int, run: Callable[[], int]) -> tuple[float, int]:
 def bare_machine(spec: WorkflowSpec) -> Machine:
     """The same states and transitions as plain `transitions` config: no guards, no clocks."""
     config = [{"trigger": t.trigger, "source": t.source, "dest": t.dest} for t in spec.transitions]
-    return Machine(
-        model=None,
-        states=list(spec.states),
-        transitions=config,
-        initial=None,
-        auto_transitions=False,
-        send_event=True,
-        ignore_invalid_triggers=True,
-    )
+    return shared_machine(list(spec.states), config, name="bare")
 
 
 def run_core_bench(workflows: Path, cases: int, repeat: int, out: str | None) -> int:

@@ -96,6 +96,25 @@ def to_duration(spec: DurationSpec) -> Duration:
     return Duration(spec.unit, spec.amount)
 
 
+def shared_machine(states: list[str], transitions: list[dict[str, Any]], name: str) -> Machine:
+    """A `transitions.Machine` that holds no model: cases are passed to its events one by one.
+
+    No `initial` state and no auto transitions (a case enters by routing, and `to_<state>`
+    triggers would bypass guards); invalid triggers are answered, not raised, because the core
+    tells `invalid_transition` from `guard_failed` itself before triggering.
+    """
+    return Machine(
+        model=None,
+        states=states,
+        transitions=transitions,
+        initial=None,
+        auto_transitions=False,
+        send_event=True,
+        ignore_invalid_triggers=True,
+        name=name,
+    )
+
+
 def compile_workflow(checked: CheckedWorkflow, calendar: BusinessCalendar) -> CompiledWorkflow:
     """Build the shared machine, guards and deadline calculator of one workflow version."""
     spec = checked.spec
@@ -126,16 +145,7 @@ def compile_workflow(checked: CheckedWorkflow, calendar: BusinessCalendar) -> Co
             config.append(
                 {"trigger": BREACH_TRIGGER, "source": name, "dest": state.sla.escalate_to}
             )
-    machine = Machine(
-        model=None,
-        states=list(spec.states),
-        transitions=config,
-        initial=None,
-        auto_transitions=False,
-        send_event=True,
-        ignore_invalid_triggers=True,
-        name=f"{spec.name}@{spec.version}",
-    )
+    machine = shared_machine(list(spec.states), config, name=f"{spec.name}@{spec.version}")
     routes = tuple(
         Route(
             r.dest,
