@@ -157,8 +157,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="write output records here (default: stdout)")
     p.set_defaults(func=cmd_simulate)
 
-    p = sub.add_parser("schema", help="export JSON Schemas of the workflow language and events")
-    p.add_argument("--out", default="schemas", help="folder to write *.schema.json into")
+    p = sub.add_parser(
+        "schemas",
+        help="export the public contracts: JSON Schemas (workflow, events, intake messages, "
+        "records) and the AsyncAPI document of the topics",
+    )
+    p.add_argument("action", choices=["export"])
+    p.add_argument("--out", default="schemas", help="folder to write into (default: schemas/)")
     p.set_defaults(func=cmd_schema)
 
     p = sub.add_parser("bench", help="benchmarks that print their figures")

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from engine.records import rejection
 from schemas.events import CaseEvent
-from schemas.records import EventRejected
+from schemas.records import EventRejected, FieldProblem
 
 MAX_EVENT_BYTES = 256 * 1024
 """A canonical event is a few hundred bytes; anything near this is not one of ours."""
@@ -34,10 +34,12 @@ def decode_event(raw: bytes, origin: str) -> CaseEvent | EventRejected:
     try:
         return CaseEvent.model_validate(data)
     except ValidationError as err:
-        detail = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'event'}: {e['msg']}" for e in err.errors()
-        )
+        fields = [
+            FieldProblem(path="$." + ".".join(str(p) for p in e["loc"]), message=e["msg"])
+            for e in err.errors()
+        ]
+        detail = "; ".join(f"{f.path}: {f.message}" for f in fields[:10])
         event_id = data.get("event_id") if isinstance(data.get("event_id"), str) else None
         case_id = data.get("case_id") if isinstance(data.get("case_id"), str) else None
-        rejected = rejection(None, origin, "schema_invalid", detail, original=raw)
+        rejected = rejection(None, origin, "schema_invalid", detail, original=raw, fields=fields)
         return rejected.model_copy(update={"event_id": event_id, "case_id": case_id})

@@ -21,6 +21,7 @@ from schemas.records import (
     CaseRecord,
     CaseTransitioned,
     EventRejected,
+    FieldProblem,
     RejectionReason,
     SlaBreached,
     SlaChanged,
@@ -123,6 +124,7 @@ def rejection(
     *,
     original: bytes | None = None,
     headers: dict[str, str] | None = None,
+    fields: list[FieldProblem] | None = None,
 ) -> EventRejected:
     """A dead-letter record; its id derives from where the input came from (replay-stable)."""
     if original is None and event is not None:
@@ -143,4 +145,5 @@ def rejection(
         original=text,
         original_encoding=encoding_,
         headers=headers or {},
+        fields=fields or [],
     )

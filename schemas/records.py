@@ -91,6 +91,15 @@ class CaseClosed(_Record):
 CaseRecord = CaseTransitioned | SlaWarning | SlaBreached | SlaChanged | CaseClosed
 
 
+class FieldProblem(BaseModel):
+    """One invalid field of a refused message, by JSON path (e.g. `$.parties.0.phone`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    path: str
+    message: str
+
+
 class EventRejected(BaseModel):
     """A refused input, written to the dead-letter topic with the reason and the original bytes.
 
@@ -111,6 +120,7 @@ class EventRejected(BaseModel):
     original: str
     original_encoding: Literal["utf-8", "base64"] = "utf-8"
     headers: dict[str, str] = {}
+    fields: list[FieldProblem] = []
 
 
 OutputRecord = CaseRecord | EventRejected

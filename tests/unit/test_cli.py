@@ -76,7 +76,7 @@ def test_committed_json_schemas_are_up_to_date() -> None:
     for name, text in schema_documents().items():
         committed = ROOT / "schemas" / name
         assert committed.read_text(encoding="utf-8") == text, (
-            f"schemas/{name} is stale: run `fengqiao schema --out schemas`"
+            f"schemas/{name} is stale: run `fengqiao schemas export`"
         )
 
 
