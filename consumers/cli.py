@@ -103,6 +103,7 @@ def _settings(args: argparse.Namespace) -> Settings | None:
         "store": getattr(args, "store", None),
         "http_port": getattr(args, "http_port", None),
         "partitions": getattr(args, "partitions", None),
+        "role": getattr(args, "role", None),
     }
     try:
         return load_settings(overrides)
@@ -179,6 +180,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workflows", help="overrides FENGQIAO_WORKFLOWS")
     p.add_argument("--store", help="memory | sqlite:PATH (overrides FENGQIAO_STORE)")
     p.add_argument("--http-port", type=int, help="overrides FENGQIAO_HTTP_PORT")
+    p.add_argument(
+        "--role",
+        choices=["all", "engine", "adapters"],
+        help="run the intake adapters and the engine (all, default), or one of them",
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("topics", help="create the engine's topics (idempotent) and check them")

@@ -1,4 +1,7 @@
-"""Wiring of `fengqiao run`: settings → workflows → store → HTTP → the engine loop, and signals.
+"""Wiring of `fengqiao run`: settings → workflows → store → HTTP → the loops, and signals.
+
+`--role all` (default) runs the intake adapters on a thread beside the engine loop; `engine` or
+`adapters` runs one of them, for scaling them separately.
 
 SIGTERM and SIGINT ask the loop to stop: it finishes and commits the batch in hand, leaves the
 consumer group (so its partitions move at once) and the process exits 0.
@@ -8,6 +11,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from types import FrameType
@@ -15,6 +19,7 @@ from types import FrameType
 import structlog
 from prometheus_client import CollectorRegistry
 
+from consumers.adapter_loop import AdapterLoop
 from consumers.engine_loop import EngineLoop
 from consumers.http import HttpServer
 from consumers.metrics import EngineMetrics
@@ -49,24 +54,58 @@ def run_service(settings: Settings) -> int:
         return 2
     metrics_registry = CollectorRegistry()
     store = open_store(settings.store)
-    loop = EngineLoop(settings, Engine(registry), store, EngineMetrics.create(metrics_registry))
+    engine = EngineLoop(settings, Engine(registry), store, EngineMetrics.create(metrics_registry))
+    adapters = AdapterLoop(settings)
+    loops: list[EngineLoop | AdapterLoop] = []
+    if settings.role in ("all", "adapters"):
+        loops.append(adapters)
+    if settings.role in ("all", "engine"):
+        loops.append(engine)
     http = HttpServer(
         metrics_registry,
-        alive=lambda: time.monotonic() - loop.alive_at < LIVENESS_SECONDS,
-        ready=lambda: (loop.ready.is_set(), "restoring partitions from the changelog"),
+        alive=lambda: all(time.monotonic() - lp.alive_at < LIVENESS_SECONDS for lp in loops),
+        ready=lambda: (
+            settings.role == "adapters" or engine.ready.is_set(),
+            "restoring partitions from the changelog",
+        ),
     )
     port = http.start(settings.http_host, settings.http_port)
-    log.info("http.listening", port=port)
+    log.info("http.listening", port=port, role=settings.role)
 
     def stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("engine.stopping", signal=signal.Signals(signum).name)
-        loop.stop.set()
+        log.info("service.stopping", signal=signal.Signals(signum).name)
+        for lp in loops:
+            lp.stop.set()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    failures: list[BaseException] = []
+    threads = [
+        threading.Thread(target=_guarded, args=(lp, loops, failures), name=type(lp).__name__)
+        for lp in loops[:-1]
+    ]
+    for thread in threads:
+        thread.start()
     try:
-        loop.run()
+        _guarded(loops[-1], loops, failures)  # the last loop runs here, on the main thread
+        for thread in threads:
+            thread.join()
     finally:
         http.stop()
         store.close()
-    return 0
+    return 1 if failures else 0
+
+
+def _guarded(
+    loop: EngineLoop | AdapterLoop,
+    loops: list[EngineLoop | AdapterLoop],
+    failures: list[BaseException],
+) -> None:
+    """Run one loop; if it dies, stop the others too (a half-running process helps nobody)."""
+    try:
+        loop.run()
+    except Exception as err:
+        log.error("service.loop_failed", loop=type(loop).__name__, error=type(err).__name__)
+        failures.append(err)
+        for other in loops:
+            other.stop.set()

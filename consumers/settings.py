@@ -25,6 +25,7 @@ from pydantic import (
     Field,
     FilePath,
     SecretStr,
+    StringConstraints,
     ValidationError,
     field_validator,
     model_validator,
@@ -127,6 +128,21 @@ class Settings(BaseSettings):
     )
 
     # -- engine -------------------------------------------------------------------------------
+    intake_topic_prefix: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,200}$")] = (
+        Field(
+            default="fengqiao.intake.",
+            description="Intake topics are <prefix><channel>: one per upstream system.",
+        )
+    )
+    adapter_group_id: KafkaName = "fengqiao-adapters"
+    person_key_secret: SecretStr | None = Field(
+        default=None,
+        description="HMAC key for `person_key` (links reports by the same person without "
+        "keeping the phone or ID number); unset: no person_key is derived.",
+    )
+    role: Literal["all", "engine", "adapters"] = Field(
+        default="all", description="What `fengqiao run` runs: both loops, or one of them."
+    )
     workflows: Path = Path("workflows")
     store: str = Field(default="memory", description='"memory" or "sqlite:PATH".')
     batch_max_records: PositiveInt = 500

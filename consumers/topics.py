@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from consumers.settings import Settings, env_name, kafka_client_config
+from schemas.intake.channels import CHANNELS
 
 with warnings.catch_warnings():
     # kafka-python 3.0.x loads its protocol schemas with importlib.resources.read_text, which
@@ -74,7 +75,7 @@ class TopicsReport:
 
 
 def topic_specs(settings: Settings) -> list[TopicSpec]:
-    """The four topics as `create_topics` creates them."""
+    """The engine's four topics and one intake topic per channel, as `create_topics` makes them."""
     common: dict[str, str] = {}
     if settings.replication_factor >= 3:
         common["min.insync.replicas"] = "2"
@@ -103,6 +104,16 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
             },
         ),
         spec("topic_dead_letter", **deleted, **{"retention.ms": str(30 * DAY_MS)}),
+        *(
+            TopicSpec(
+                name=f"{settings.intake_topic_prefix}{channel}",
+                setting="intake_topic_prefix",
+                partitions=settings.partitions,
+                replication_factor=settings.replication_factor,
+                configs={**common, **deleted, "retention.ms": str(7 * DAY_MS)},
+            )
+            for channel in CHANNELS
+        ),
     ]
 
 

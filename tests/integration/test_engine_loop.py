@@ -50,6 +50,8 @@ def _setup(
         "FENGQIAO_CLOCK": "events",
         "FENGQIAO_HTTP_PORT": "0",
         "FENGQIAO_INSTANCE_ID": "a",
+        "FENGQIAO_ROLE": "engine",
+        "FENGQIAO_INTAKE_TOPIC_PREFIX": f"{prefix}.intake.",
     }
     settings = Settings(
         bootstrap_servers=bootstrap,
@@ -57,6 +59,7 @@ def _setup(
         topic_transitions=env["FENGQIAO_TOPIC_TRANSITIONS"],
         topic_case_state=env["FENGQIAO_TOPIC_CASE_STATE"],
         topic_dead_letter=env["FENGQIAO_TOPIC_DEAD_LETTER"],
+        intake_topic_prefix=env["FENGQIAO_INTAKE_TOPIC_PREFIX"],
         partitions=partitions,
     )
     create_topics(settings)
