@@ -1,0 +1,10 @@
+import { createRequire } from 'module';
+import fs from 'fs';
+const require = createRequire(process.argv[2] + '/');
+const { Parser } = require('@asyncapi/parser');
+const parser = new Parser();
+const { document, diagnostics } = await parser.parse(fs.readFileSync(process.argv[3], 'utf8'));
+const errors = diagnostics.filter(d => d.severity === 0);
+for (const d of diagnostics) console.log(d.severity, d.code, JSON.stringify(d.path), d.message);
+console.log(document ? 'parsed' : 'not parsed', 'errors=' + errors.length);
+process.exit(errors.length || !document ? 1 : 0);
