@@ -16,22 +16,16 @@ from pydantic import ValidationError
 from engine.case import Case, Timer
 from engine.guards import GuardError
 from engine.machine import BREACH_TRIGGER, CompiledWorkflow, Step
+from engine.migration import apply_migration
 from engine.records import RecordBuilder, rejection
+from engine.refusal import Refusal
 from engine.registry import WorkflowRegistry
 from engine.sla import enter_sla, extend_sla, pause_sla, resume_sla
-from schemas.events import PAYLOAD_MODELS, CaseEvent, CaseReported
+from schemas.events import MIGRATION_TYPE, PAYLOAD_MODELS, CaseEvent, CaseReported
 from schemas.records import CaseRecord, EventRejected, RejectionReason
 
 MAX_TIMERS_PER_ADVANCE = 64
 """A chain of escalations fires at most a few timers; the bound only guards against loops."""
-
-
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    """Why an input is refused; becomes an `event.rejected` record."""
-
-    reason: RejectionReason
-    detail: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,30 +58,34 @@ class Engine:
         if case is None:
             return self._open(event, origin)
         fired = self.advance(case, event.occurred_at)
-        case, records = fired.case, list(fired.records)
-        assert case is not None
+        assert fired.case is not None
+        result = self._on_case(fired.case, event)
+        if isinstance(result, Refusal):
+            return self._refuse(event, origin, result, fired.case, list(fired.records))
+        moved, records = result
+        return Decision(moved.remember(event.event_id), (*fired.records, *records))
+
+    def _on_case(self, case: Case, event: CaseEvent) -> tuple[Case, list[CaseRecord]] | Refusal:
         workflow = self.workflow_of(case)
         if workflow is None:
-            return self._refuse(
-                event,
-                origin,
-                Refusal("workflow_unknown", f"{case.workflow}@{case.version} is not loaded"),
-                case,
-                records,
-            )
+            return Refusal("workflow_unknown", f"{case.workflow}@{case.version} is not loaded")
         builder = RecordBuilder(workflow, case, event.event_id, event.occurred_at)
-        problem = self._check_event(workflow, case, event)
-        if problem is not None:
-            return self._refuse(event, origin, problem, case, records)
-        kind = workflow.clock_events.get(event.type)
-        result = (
-            self._clock(workflow, builder, kind, event)
-            if kind
-            else self._transition(workflow, builder, event)
-        )
+        result: Case | Refusal
+        if event.type == MIGRATION_TYPE and not case.closed:
+            result = apply_migration(self.registry, builder, event)
+        else:
+            problem = self._check_event(workflow, case, event)
+            if problem is not None:
+                return problem
+            kind = workflow.clock_events.get(event.type)
+            result = (
+                self._clock(workflow, builder, kind, event)
+                if kind
+                else self._transition(workflow, builder, event)
+            )
         if isinstance(result, Refusal):
-            return self._refuse(event, origin, result, case, records)
-        return Decision(result.remember(event.event_id), (*records, *builder.records))
+            return result
+        return result, builder.records
 
     def advance(self, case: Case, now: datetime) -> Decision:
         """Fire, in due order, every timer of `case` due at or before `now`."""

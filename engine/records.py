@@ -18,6 +18,7 @@ from engine.machine import CompiledWorkflow
 from schemas.events import CaseEvent
 from schemas.records import (
     CaseClosed,
+    CaseMigrated,
     CaseRecord,
     CaseTransitioned,
     EventRejected,
@@ -111,6 +112,18 @@ class RecordBuilder:
     def sla_breached(self, case: Case) -> None:
         assert case.sla is not None
         self._add(case, SlaBreached, state=case.state, deadline=case.sla.deadline)
+
+    def migrated(
+        self,
+        case: Case,
+        *,
+        from_version: int,
+        from_state: str,
+        policy: Literal["keep", "recompute", "earliest"],
+    ) -> None:
+        self._add(case, CaseMigrated, from_version=from_version, from_state=from_state,
+                  to_state=case.state, to_tier=case.tier, sla_policy=policy,
+                  sla=sla_info(case))  # fmt: skip
 
     def sla_changed(self, case: Case, action: Literal["paused", "resumed", "extended"]) -> None:
         self._add(case, SlaChanged, state=case.state, action=action, sla=sla_info(case))

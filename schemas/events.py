@@ -6,7 +6,7 @@ filled in by the adapter from the topic the message arrived on, never trusted fr
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
@@ -45,3 +45,28 @@ class CaseReported(BaseModel):
 
 PAYLOAD_MODELS: dict[str, type[BaseModel]] = {"case.reported": CaseReported}
 """Payload models by event type; types not listed carry a free-form payload."""
+
+
+MIGRATION_TYPE = "case.migrated"
+MIGRATION_SOURCE = "migrate"
+"""The source of migration events: only `fengqiao migrate` writes them, to the case-events topic
+(protect that topic with an ACL like the intake topics)."""
+
+
+class CaseMigration(BaseModel):
+    """Payload of `case.migrated`: move an open case to another version of its workflow."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    from_version: int = Field(ge=1)
+    to_version: int = Field(ge=1)
+    state_map: dict[Name, Name] = Field(
+        min_length=1, description="Old state → new state, for every state open cases may be in."
+    )
+    sla: Literal["keep", "recompute", "earliest"] = Field(
+        description="keep: the deadline instant stays; recompute: count the new state's limit "
+        "from when the case entered the old one; earliest: the earlier of the two."
+    )
+
+
+PAYLOAD_MODELS[MIGRATION_TYPE] = CaseMigration

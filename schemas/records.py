@@ -88,7 +88,19 @@ class CaseClosed(_Record):
     on_time: bool
 
 
-CaseRecord = CaseTransitioned | SlaWarning | SlaBreached | SlaChanged | CaseClosed
+class CaseMigrated(_Record):
+    """The case moved to another version of its workflow (`fengqiao migrate`)."""
+
+    type: Literal["case.migrated"] = "case.migrated"
+    from_version: int
+    from_state: str
+    to_state: str
+    to_tier: str | None
+    sla_policy: Literal["keep", "recompute", "earliest"]
+    sla: SlaInfo | None
+
+
+CaseRecord = CaseTransitioned | SlaWarning | SlaBreached | SlaChanged | CaseClosed | CaseMigrated
 
 
 class FieldProblem(BaseModel):
