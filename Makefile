@@ -1,5 +1,5 @@
 # Two commands do all the set-up (see README.md):
-#   make demo   — run the engine on the embedded default (no Kafka needed)
+#   make demo   — play a synthetic town through the engine (no Kafka needed; ~10 s)
 #   make test   — lint, type-check and run the whole test suite; the integration tests start
 #                 a real single-node Kafka broker themselves (deploy/local/kafka: Java + Maven)
 # Both create their own virtual environment in .venv from pyproject.toml + constraints.txt.

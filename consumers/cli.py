@@ -10,10 +10,14 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from consumers.bench_core import run_core_bench
-from consumers.demo import run_demo
+from consumers.bench_kafka import run_kafka_bench
+from consumers.bench_scale import run_scale_bench
+from consumers.demo_cli import add_demo_command
 from consumers.logs import configure_logging
+from consumers.migrate import main as migrate_main
 from consumers.schema_export import write_schemas
 from consumers.service import run_service
 from consumers.settings import Settings, SettingsError, load_settings
@@ -84,16 +88,16 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    if args.which != "core":
-        print(f"error: bench {args.which!r} is not built yet (only 'core')")
-        return 2
-    return run_core_bench(
-        Path(args.workflows or _workflows_default()), args.cases, args.repeat, args.out
-    )
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    return run_demo(Path(args.workflows or _workflows_default()), Path(args.out))
+    workflows = Path(args.workflows or _workflows_default())
+    if args.which == "kafka":
+        rates = [int(r) for r in args.rates.split(",")]
+        return run_kafka_bench(
+            workflows, args.events, args.partitions, args.out, rates=rates, duration=args.duration
+        )
+    if args.which == "scale":
+        cases = args.cases or 1_000_000
+        return run_scale_bench(workflows, cases, args.events, args.partitions, args.out)
+    return run_core_bench(workflows, args.cases or 2000, args.repeat, args.out)
 
 
 def _settings(args: argparse.Namespace) -> Settings | None:
@@ -136,9 +140,88 @@ def cmd_topics(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def cmd_migrate(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if settings is None:
+        return 2
+    return migrate_main(
+        settings,
+        source=args.source,
+        target=args.target,
+        mapping=args.map,
+        sla=args.sla,
+        dry_run=args.dry_run,
+        at=args.at,
+    )
+
+
+def _add_kafka_commands(sub: Any) -> None:
+    """The commands that talk to Kafka: run, migrate, topics."""
+    p = sub.add_parser("run", help="the Kafka service (settings from FENGQIAO_* variables)")
+    p.add_argument("--bootstrap-servers", help="overrides FENGQIAO_BOOTSTRAP_SERVERS")
+    p.add_argument("--workflows", help="overrides FENGQIAO_WORKFLOWS")
+    p.add_argument("--store", help="memory | sqlite:PATH (overrides FENGQIAO_STORE)")
+    p.add_argument("--http-port", type=int, help="overrides FENGQIAO_HTTP_PORT")
+    p.add_argument(
+        "--role",
+        choices=["all", "engine", "adapters"],
+        help="run the intake adapters and the engine (all, default), or one of them",
+    )
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser(
+        "migrate",
+        help="move the open cases of NAME@V1 to NAME@V2, as events through Kafka (audited, "
+        "exactly once)",
+    )
+    p.add_argument(
+        "--from",
+        dest="source",
+        required=True,
+        metavar="NAME@V1",
+        help="the workflow version whose open cases move, e.g. dispute-escalation@1",
+    )
+    p.add_argument(
+        "--to",
+        dest="target",
+        required=True,
+        metavar="NAME@V2",
+        help="the workflow version they move to (must be loaded)",
+    )
+    p.add_argument(
+        "--map",
+        action="append",
+        default=[],
+        metavar="OLD=NEW",
+        help="state mapping; repeat for every state open cases are in",
+    )
+    p.add_argument(
+        "--sla",
+        choices=["keep", "recompute", "earliest"],
+        default="keep",
+        help="keep the deadline, recompute it from entry, or take the earlier",
+    )
+    p.add_argument("--dry-run", action="store_true", help="report what would move; send nothing")
+    p.add_argument("--at", help="domain time of the migration (default: now), RFC 3339")
+    p.add_argument("--bootstrap-servers", help="overrides FENGQIAO_BOOTSTRAP_SERVERS")
+    p.add_argument("--workflows", help="overrides FENGQIAO_WORKFLOWS")
+    p.set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser("topics", help="create the engine's topics (idempotent) and check them")
+    p.add_argument(
+        "action", choices=["create"], help="create: create missing topics, report differences"
+    )
+    p.add_argument("--bootstrap-servers", help="overrides FENGQIAO_BOOTSTRAP_SERVERS")
+    p.add_argument("--partitions", type=int, help="overrides FENGQIAO_PARTITIONS")
+    p.set_defaults(func=cmd_topics)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="fengqiao", description="Multi-tier dispute escalation engine (枫桥经验)."
+        prog="fengqiao",
+        description="Multi-tier dispute escalation engine (枫桥经验).",
+        epilog="New here? `fengqiao demo` plays a whole town through the engine, no Kafka "
+        "needed. `fengqiao COMMAND --help` explains each command; README.md has the tour.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -147,8 +230,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("graph", help="draw the state diagram of a workflow")
-    p.add_argument("file")
-    p.add_argument("--format", choices=["mermaid", "dot"], default="mermaid")
+    p.add_argument("file", help="a workflow YAML file")
+    p.add_argument(
+        "--format",
+        choices=["mermaid", "dot"],
+        default="mermaid",
+        help="Mermaid stateDiagram-v2 (default) or Graphviz dot",
+    )
     p.set_defaults(func=cmd_graph)
 
     p = sub.add_parser("simulate", help="replay canonical events (JSON lines) on a virtual clock")
@@ -163,40 +251,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="export the public contracts: JSON Schemas (workflow, events, intake messages, "
         "records) and the AsyncAPI document of the topics",
     )
-    p.add_argument("action", choices=["export"])
+    p.add_argument("action", choices=["export"], help="export: (re)write the documents")
     p.add_argument("--out", default="schemas", help="folder to write into (default: schemas/)")
     p.set_defaults(func=cmd_schema)
 
     p = sub.add_parser("bench", help="benchmarks that print their figures")
-    p.add_argument("which", choices=["core", "kafka", "scale"])
-    p.add_argument("--workflows")
-    p.add_argument("--cases", type=int, default=2000, help="synthetic cases (core)")
-    p.add_argument("--repeat", type=int, default=3, help="best of N runs")
+    p.add_argument("which", choices=["core", "kafka", "scale"], help="which benchmark to run")
+    p.add_argument("--workflows", help="workflow folder (default: workflows/)")
+    p.add_argument(
+        "--cases", type=int, help="synthetic cases (core: 2000) / open cases (scale: 1000000)"
+    )
+    p.add_argument("--repeat", type=int, default=3, help="best of N runs (core)")
+    p.add_argument(
+        "--events", type=int, default=30_000, help="backlog for throughput (kafka, scale)"
+    )
+    p.add_argument("--partitions", type=int, default=4, help="partitions (kafka, scale)")
+    p.add_argument("--rates", default="500,1000,2000", help="offered events/s for latency (kafka)")
+    p.add_argument("--duration", type=float, default=10.0, help="seconds measured per rate (kafka)")
     p.add_argument("--out", help="also write the figures as JSON here")
     p.set_defaults(func=cmd_bench)
 
-    p = sub.add_parser("run", help="the Kafka service (settings from FENGQIAO_* variables)")
-    p.add_argument("--bootstrap-servers", help="overrides FENGQIAO_BOOTSTRAP_SERVERS")
-    p.add_argument("--workflows", help="overrides FENGQIAO_WORKFLOWS")
-    p.add_argument("--store", help="memory | sqlite:PATH (overrides FENGQIAO_STORE)")
-    p.add_argument("--http-port", type=int, help="overrides FENGQIAO_HTTP_PORT")
-    p.add_argument(
-        "--role",
-        choices=["all", "engine", "adapters"],
-        help="run the intake adapters and the engine (all, default), or one of them",
-    )
-    p.set_defaults(func=cmd_run)
+    _add_kafka_commands(sub)
 
-    p = sub.add_parser("topics", help="create the engine's topics (idempotent) and check them")
-    p.add_argument("action", choices=["create"])
-    p.add_argument("--bootstrap-servers", help="overrides FENGQIAO_BOOTSTRAP_SERVERS")
-    p.add_argument("--partitions", type=int, help="overrides FENGQIAO_PARTITIONS")
-    p.set_defaults(func=cmd_topics)
-
-    p = sub.add_parser("demo", help="run the engine on the bundled example streams, no Kafka")
-    p.add_argument("--workflows")
-    p.add_argument("--out", default="out/demo", help="folder for the output records")
-    p.set_defaults(func=cmd_demo)
+    add_demo_command(sub, _workflows_default)
+    for action in sub._choices_actions:  # each command's --help opens with its one-line help
+        command = sub.choices[action.dest]
+        command.description = command.description or action.help
     return parser
 
 

@@ -1,92 +1,385 @@
-"""`fengqiao demo`: the engine on its bundled example streams, no Kafka needed.
+"""`fengqiao demo`: a synthetic town's disputes through the engine, no Kafka needed.
 
-Replays every `workflows/examples/*.jsonl` through the same core the Kafka service runs, writes
-the output records per stream, and prints a per-tier summary. (The full town simulation with a
-SQLite store, progress bar and HTML report is the subject of a later issue.)
+Why it runs the way it does: the demo is what a newcomer sees first, so it must show the real
+thing, not a mock. The town's events (`consumers.town`) go through `Replay` with the SQLite
+store exactly as one partition of `fengqiao run` does (`load=` reads cases from the store;
+`take_changes()` is written back after each batch), on a virtual clock that runs `speed` days
+per second. `/metrics` is served while it runs. At the end it prints a summary per tier and
+the domain ratios, and writes a self-contained HTML report. Batches are one virtual day;
+`consumers.demo_files` makes each one a commit, so Ctrl-C leaves a folder that the next run
+resumes from.
 """
 
 from __future__ import annotations
 
 import json
-from collections import Counter
+import signal
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
-from typing import Any
+from types import FrameType
 
+from prometheus_client import CollectorRegistry
 from rich.console import Console
-from rich.table import Table
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
-from consumers.simulate import simulate
+from consumers.demo_files import (
+    STORE_PARTITION,
+    Checkpoint,
+    FolderError,
+    RecordLog,
+    RunFolder,
+)
+from consumers.demo_summary import print_summary
+from consumers.http import HttpServer
+from consumers.metrics import EngineMetrics
+from consumers.report import RunInfo, write_report
+from consumers.town import DAY, Town, TownSpec
+from consumers.town_stats import Tally, ladders_of
+from engine.case import Case
+from engine.core import Engine
 from engine.problems import InvalidWorkflowError
 from engine.registry import WorkflowRegistry
+from engine.replay import Replay
+from engine.store import SqliteStore
+from schemas.records import OutputRecord
 
-UNTIL = datetime.fromisoformat("2026-12-31T00:00:00+08:00")
+DEFAULT_SPEED = 10.0
+"""Virtual days per second: the default 90 days take about nine seconds to watch."""
+
+DEFAULT_PORT = 9464
+"""The port of `fengqiao run`; when it is taken the demo picks a free one and says so."""
+
+INTERRUPTED = 130
+"""Exit code after Ctrl-C (128 + SIGINT), as shells report it."""
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    spec: TownSpec
+    workflows: Path
+    out: Path
+    speed: float = DEFAULT_SPEED
+    port: int | None = None
+    fresh: bool = False
 
 
 @dataclass
-class Tally:
-    """Counts for the summary tables, read back from the records the engine wrote."""
+class _Run:
+    """Everything one run touches, so the loop's helpers stay small."""
 
-    entered: Counter[str] = field(default_factory=Counter)
-    escalated: Counter[str] = field(default_factory=Counter)
-    breached: Counter[str] = field(default_factory=Counter)
-    closed: Counter[tuple[str, str]] = field(default_factory=Counter)
-    rejected: Counter[str] = field(default_factory=Counter)
-
-    def add(self, record: dict[str, Any]) -> None:
-        kind, workflow = record["type"], record.get("workflow", "")
-        if kind == "case.transitioned" and record["to_tier"] != record["from_tier"]:
-            self.entered[f"{workflow}:{record['to_tier']}"] += 1
-            if record["from_tier"] is not None:
-                self.escalated[f"{workflow}:{record['from_tier']}"] += 1
-        elif kind == "sla.breached":
-            self.breached[workflow] += 1
-        elif kind == "case.closed":
-            self.closed[(workflow, f"{record['outcome']}@{record['resolved_tier']}")] += 1
-        elif kind == "event.rejected":
-            self.rejected[record["reason"]] += 1
+    town: Town
+    replay: Replay
+    store: SqliteStore
+    log: RecordLog
+    tally: Tally
+    metrics: EngineMetrics
+    metrics_registry: CollectorRegistry
+    at: Checkpoint
+    """The last commit."""
+    base: Checkpoint
+    """The commit this process resumed from (counters of earlier processes)."""
+    pace: _Pace
+    stop: bool = False
 
 
-def run_demo(workflows: Path, out: Path) -> int:
-    console = Console()
+def run_demo(options: DemoOptions, console: Console | None = None) -> int:
+    console = console or Console()
     try:
-        registry = WorkflowRegistry.load(workflows)
+        registry = WorkflowRegistry.load(options.workflows)
     except InvalidWorkflowError as err:
-        console.print(str(err), markup=False)
+        _say(console, str(err))
         return 1
-    streams = sorted((workflows / "examples").glob("*.jsonl"))
-    if not streams:
-        console.print(f"no example streams in {workflows / 'examples'}")
+    folder = RunFolder(options.out)
+    try:
+        _claim(folder, options)
+    except FolderError as err:
+        _say(console, f"error: {err}")
+        return 2
+    try:
+        town = Town(options.spec, registry)
+    except ValueError as err:
+        _say(console, f"error: {options.workflows}: {err}")
         return 1
-    out.mkdir(parents=True, exist_ok=True)
-    tally = Tally()
-    for stream in streams:
-        target = out / f"{stream.stem}.records.jsonl"
-        stats = simulate(registry, stream, target, UNTIL)
-        console.print(
-            f"[bold]{stream.name}[/]: {stats.events} events → {stats.records} records "
-            f"({stats.rejected} rejected, {stats.duplicates} duplicates) → {target}"
+    for name in town.missing:
+        _say(console, f"note: no workflow {name!r} in {options.workflows}; its cases are skipped")
+    store = SqliteStore(folder.store)
+    log = RecordLog(folder)
+    try:
+        run = _resume(town, registry, store, log, options)
+        with _serving(run.metrics_registry, options.port, console) as port:
+            _say(
+                console,
+                f"metrics: http://127.0.0.1:{port}/metrics   (Ctrl-C stops; run again to resume)",
+            )
+            complete = _play(run, options, console)
+    except FolderError as err:
+        _say(console, f"error: {err}")
+        return 2
+    except KeyboardInterrupt:  # the second Ctrl-C: the last committed day stands
+        _say(console, "aborted: run the same command again to resume after the last whole day")
+        return INTERRUPTED
+    finally:
+        log.close()
+        store.close()
+    return _finish(run, folder, options, complete, console)
+
+
+def _resume(
+    town: Town,
+    registry: WorkflowRegistry,
+    store: SqliteStore,
+    log: RecordLog,
+    options: DemoOptions,
+) -> _Run:
+    """Cut the folder back to its last commit and rebuild everything from it: the tally from
+    the records, the timer index and the case gauges from the store."""
+    at = log.recover(store.changelog_offset(STORE_PARTITION))
+    log.open()
+    tally = Tally(ladders_of(registry), options.spec.start, town.tz)
+    for record in log.read():
+        tally.add(record)
+    replay = Replay(Engine(registry), load=lambda case_id: store.get(STORE_PARTITION, case_id))
+    for case in store.cases(STORE_PARTITION):
+        replay.track(case)
+    metrics_registry = CollectorRegistry()
+    metrics = EngineMetrics.create(metrics_registry, registry)
+    metrics.observe_cases(store.cases(STORE_PARTITION), STORE_PARTITION)
+    metrics.partitions.set(1)
+    pace = _Pace(options.speed, at.day)
+    return _Run(town, replay, store, log, tally, metrics, metrics_registry, at, at, pace)
+
+
+def _finish(
+    run: _Run, folder: RunFolder, options: DemoOptions, complete: bool, console: Console
+) -> int:
+    info = RunInfo(run.at.position, run.at.duplicates, run.at.seconds, complete)
+    report = write_report(folder.report, run.tally, options.spec, info)
+    print_summary(console, run.tally, info, options.spec)
+    _say(console, f"report: {report.resolve()}")
+    _say(console, f"store:  {folder.store.resolve()}")
+    if not complete:
+        _say(
+            console,
+            f"interrupted after day {run.at.day} of {options.spec.days}: "
+            "run the same command again to resume",
         )
-        for line in target.read_text(encoding="utf-8").splitlines():
-            tally.add(json.loads(line))
-    _print_tables(console, tally)
+        return INTERRUPTED
     return 0
 
 
-def _print_tables(console: Console, tally: Tally) -> None:
-    table = Table(title="Tiers: cases entering and leaving upward")
-    for column in ("workflow:tier", "entered", "escalated from"):
-        table.add_column(column)
-    for key in sorted(tally.entered):
-        table.add_row(key, str(tally.entered[key]), str(tally.escalated[key]))
-    console.print(table)
-    outcomes = Table(title="Closed cases by outcome and resolved tier")
-    for column in ("workflow", "outcome@tier", "cases"):
-        outcomes.add_column(column)
-    for (workflow, outcome), count in sorted(tally.closed.items()):
-        outcomes.add_row(workflow, outcome, str(count))
-    console.print(outcomes)
-    console.print(
-        f"SLA breaches: {dict(tally.breached)}  rejections by reason: {dict(tally.rejected)}"
+def _say(console: Console, text: str) -> None:
+    """A message line: never wrapped (paths and URLs must stay copyable), no markup."""
+    console.print(text, soft_wrap=True, markup=False, highlight=False)
+
+
+def _claim(folder: RunFolder, options: DemoOptions) -> None:
+    """Start a new town in the folder, or check that the one there is the one asked for."""
+    if options.fresh:
+        folder.clear()
+    found = folder.read_spec()
+    if found is None:
+        folder.clear()
+        folder.write_spec(options.spec)
+    elif found != options.spec:
+        raise FolderError(
+            f"{folder.out} holds another town ({_describe(found)}); pass --fresh to replace "
+            f"it, or --out for another folder"
+        )
+
+
+def _describe(spec: TownSpec) -> str:
+    return (
+        f"--population {spec.population} --seed {spec.seed} --days {spec.days} --start {spec.start}"
     )
+
+
+@contextmanager
+def _serving(registry: CollectorRegistry, port: int | None, console: Console) -> Iterator[int]:
+    http = HttpServer(registry, alive=lambda: True, ready=lambda: True)
+    try:
+        bound = http.start("127.0.0.1", DEFAULT_PORT if port is None else port)
+    except OSError:
+        if port is not None:
+            raise
+        bound = http.start("127.0.0.1", 0)
+        _say(console, f"note: port {DEFAULT_PORT} is busy, serving on {bound} instead")
+    try:
+        yield bound
+    finally:
+        http.stop()
+
+
+@contextmanager
+def _ctrl_c(run: _Run, console: Console) -> Iterator[None]:
+    """The first Ctrl-C finishes the current virtual day and commits; a second one aborts
+    at once (the folder is still consistent: recovery cuts back to the last commit)."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if run.stop:
+            raise KeyboardInterrupt
+        run.stop = True
+        _say(console, "stopping after this virtual day… (Ctrl-C again to abort at once)")
+
+    try:
+        previous = signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread (embedded in a test runner's worker): no handler
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _play(run: _Run, options: DemoOptions, console: Console) -> bool:
+    """Run the remaining days; True when the town's whole period is done."""
+    days = options.spec.days
+    if run.at.day >= days:
+        _say(
+            console,
+            f"{options.out} already holds the complete run: showing it (--fresh to run it again)",
+        )
+        return True
+    if run.at.commit:
+        _say(console, f"resuming after day {run.at.day} ({run.at.position:,} events applied)")
+    progress = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("days · {task.fields[date]} · {task.fields[events]:,} events · "
+                   "{task.fields[open]:,} open · {task.fields[breaches]:,} SLA breaches"),
+        TimeElapsedColumn(), console=console,
+    )  # fmt: skip
+    with progress, _ctrl_c(run, console):
+        task = progress.add_task("town", total=days, completed=run.at.day, date=_date(run),
+                                 events=run.at.position, open=0, breaches=0)  # fmt: skip
+        _show(progress, task, run)
+        batch = _Batch(run.at.day)
+        for event in run.town.events(skip=run.at.position):
+            while event.at >= run.town.day_start(batch.day + 1):
+                if not _end_day(run, batch, lambda: _show(progress, task, run)):
+                    return False
+            _feed(run, batch, event.raw)
+        while batch.day < days:
+            if not _end_day(run, batch, lambda: _show(progress, task, run)):
+                return batch.day >= days
+    return True
+
+
+@dataclass
+class _Batch:
+    """The virtual day being played: the records it produced and the events it applied."""
+
+    day: int
+    events: int = 0
+    duplicates: int = 0
+    records: list[OutputRecord] = field(default_factory=list)
+
+
+def _end_day(run: _Run, batch: _Batch, show: Callable[[], None]) -> bool:
+    """Fire the day's remaining timers, commit it, keep pace; False when asked to stop."""
+    batch.day += 1
+    batch.records.extend(run.replay.advance(run.town.day_start(batch.day)))
+    _commit(run, batch)
+    show()
+    batch.events, batch.duplicates, batch.records = 0, 0, []
+    if run.stop:
+        return False
+    run.pace.wait(batch.day, lambda: run.stop)
+    return True
+
+
+def _date(run: _Run) -> str:
+    """The virtual day being played, for the progress bar."""
+    spec = run.town.spec
+    return (spec.start + DAY * run.at.day).isoformat() if run.at.day < spec.days else "done"
+
+
+def _show(progress: Progress, task: TaskID, run: _Run) -> None:
+    date = _date(run)
+    breaches = sum(w.breaches for w in run.tally.workflows.values())
+    open_now = run.tally.open_cases()
+    progress.update(task, completed=run.at.day, date=date, events=run.at.position,
+                    open=open_now, breaches=breaches)  # fmt: skip
+
+
+def _feed(run: _Run, batch: _Batch, raw: bytes) -> None:
+    before = run.replay.stats.duplicates
+    batch.records.extend(run.replay.feed(raw, f"town:{run.at.position + batch.events}"))
+    batch.events += 1
+    batch.duplicates += run.replay.stats.duplicates - before
+
+
+def _commit(run: _Run, batch: _Batch) -> None:
+    """One batch: records, checkpoint, then the store (the commit point), then metrics."""
+    started = time.perf_counter()
+    lines = []
+    for record in batch.records:
+        line = record.model_dump_json()
+        run.tally.add(json.loads(line))
+        lines.append(line.encode() + b"\n")
+    checkpoint = Checkpoint(
+        commit=run.at.commit + 1, position=run.at.position + batch.events, day=batch.day,
+        duplicates=run.at.duplicates + batch.duplicates,
+        seconds=run.base.seconds + run.pace.busy(),
+    )  # fmt: skip
+    checkpoint = run.log.prepare(lines, checkpoint)
+    changes = run.replay.take_changes()
+    before = {case_id: run.store.get(STORE_PARTITION, case_id) for case_id in changes}
+    run.store.write(STORE_PARTITION, changes, changelog_offset=checkpoint.commit)
+    run.at = checkpoint
+    _count(run, batch, before, changes, time.perf_counter() - started)
+
+
+def _count(
+    run: _Run,
+    batch: _Batch,
+    before: dict[str, Case | None],
+    changes: dict[str, Case],
+    seconds: float,
+) -> None:
+    """The metrics of a committed batch, through the very calls `fengqiao run` makes (no
+    processing latency: the demo's clock is virtual, the lag would mean nothing)."""
+    metrics = run.metrics
+    metrics.events.inc(batch.events)
+    metrics.duplicates.inc(batch.duplicates)
+    entered = {case_id: case.entered_at for case_id, case in before.items() if case}
+    metrics.observe_records(batch.records, entered_before=entered.get)
+    for case_id, case in changes.items():
+        metrics.tally.update(STORE_PARTITION, before[case_id], case)
+    metrics.tally.publish()
+    metrics.transactions.labels("committed").inc()
+    metrics.batch_seconds.observe(seconds)
+    metrics.pending_timers.set(len(run.replay.timers))
+    metrics.cases.set(run.store.count(STORE_PARTITION))
+
+
+class _Pace:
+    """The virtual clock's speed limit: day `d` may not end before `d / speed` seconds after
+    the run (re)started. Keeps the time spent sleeping apart, so busy time can be reported."""
+
+    def __init__(self, speed: float, first_day: int) -> None:
+        self.speed = speed
+        self.first_day = first_day
+        self.started = time.perf_counter()
+        self.slept = 0.0
+
+    def busy(self) -> float:
+        return time.perf_counter() - self.started - self.slept
+
+    def wait(self, day: int, stop: Callable[[], bool]) -> None:
+        if self.speed <= 0:
+            return
+        due = self.started + (day - self.first_day) / self.speed
+        while not stop() and (left := due - time.perf_counter()) > 0:
+            before = time.perf_counter()
+            time.sleep(min(left, 0.05))
+            self.slept += time.perf_counter() - before

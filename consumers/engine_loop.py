@@ -33,11 +33,13 @@ from kafka import (
     TopicPartition,
 )
 from kafka.errors import KafkaError, ProducerFencedError
+from structlog.contextvars import bind_contextvars, unbind_contextvars
 
 from consumers.metrics import EngineMetrics
 from consumers.settings import Settings, kafka_client_config
 from engine.case import Case
 from engine.core import Engine
+from engine.problems import FengqiaoError
 from engine.replay import Replay
 from engine.store import StateStore, decode_case, encode_case
 from schemas.records import OutputRecord
@@ -46,6 +48,9 @@ log = structlog.get_logger("fengqiao.engine")
 
 RESTORE_CHUNK = 5_000
 """Changelog records written to the store per restore step (bounds memory on big partitions)."""
+
+MESSAGE_CONTEXT = ("topic", "partition", "offset", "workflow")
+"""Log context bound per input message (never the case id: DESIGN §7)."""
 
 
 class Clock(Protocol):
@@ -80,8 +85,9 @@ class _Partition:
 class _Batch:
     sends: list[tuple[str, int | None, bytes | None, bytes | None]] = field(default_factory=list)
     offsets: dict[TopicPartition, OffsetAndMetadata] = field(default_factory=dict)
-    counts: dict[str, int] = field(default_factory=dict)
-    rejected: dict[str, int] = field(default_factory=dict)
+    records: list[OutputRecord] = field(default_factory=list)
+    events: int = 0
+    duplicates: int = 0
 
     @property
     def empty(self) -> bool:
@@ -109,6 +115,7 @@ class EngineLoop:
         self.ready = threading.Event()
         self.alive_at = time.monotonic()
         self.partitions: dict[int, _Partition] = {}
+        self.fatal: str | None = None
         # kafka-python backs off up to 30 s between reconnects by default: far too long to notice
         # a broker that came back; the engine retries every second or two instead.
         self._client = {**kafka_client_config(settings), "reconnect_backoff_max_ms": 2000}
@@ -143,10 +150,12 @@ class EngineLoop:
             while not self.stop.is_set():
                 self.alive_at = time.monotonic()
                 polled = self._consumer.poll(timeout_ms=self._poll_timeout_ms())
-                if self.partitions:
+                if self.partitions and not self.stop.is_set():
                     self._run_batch(polled)
         finally:
             self._close()
+        if self.fatal is not None:
+            raise FengqiaoError(self.fatal)
 
     def _close(self) -> None:
         if self._consumer is not None:
@@ -176,13 +185,33 @@ class EngineLoop:
             self.metrics.restore_seconds.observe(time.monotonic() - started)
             log.info("partition.restored", partition=tp.partition,
                      cases=self.store.count(tp.partition))  # fmt: skip
+        self._refuse_unloaded_versions()
         self._refresh_gauges()
         self.ready.set()
+
+    def _refuse_unloaded_versions(self) -> None:
+        """Open cases whose workflow version is not loaded must not be touched (their events
+        would all be dead-lettered): stop, naming the versions and how many cases use them."""
+        missing: dict[str, int] = {}
+        for p in self.partitions:
+            for case in self.store.cases(p):
+                if not case.closed and self.engine.workflow_of(case) is None:
+                    key = f"{case.workflow}@{case.version}"
+                    missing[key] = missing.get(key, 0) + 1
+        if missing:
+            used = ", ".join(f"{k} ({n} open cases)" for k, n in sorted(missing.items()))
+            self.fatal = (
+                f"workflow versions in use but not loaded: {used}; keep their files in the "
+                "workflows folder, or move the cases with `fengqiao migrate` first"
+            )
+            log.error("engine.refused", reason="unloaded workflow versions", versions=used)
+            self.stop.set()
 
     def revoke(self, revoked: Iterable[TopicPartition]) -> None:
         """Batches commit before every poll, so no transaction is open here: just let go."""
         for tp in revoked:
             self.partitions.pop(tp.partition, None)
+            self.metrics.forget_partition(tp.partition)
             if not self.store.persistent:
                 self.store.drop_partition(tp.partition)
             log.info("partition.revoked", partition=tp.partition)
@@ -206,18 +235,22 @@ class EngineLoop:
             end = reader.end_offsets([tp])[tp]
             upserts: dict[str, Case] = {}
             deletes: set[str] = set()
-            while reader.position(tp) < end:
+            while (remaining := end - reader.position(tp)) > 0:
+                self.metrics.restore_remaining.labels(str(partition)).set(remaining)
                 for message in reader.poll(timeout_ms=500).get(tp, []):
                     _restore_one(message, upserts, deletes)
                 if len(upserts) + len(deletes) >= RESTORE_CHUNK:
                     self.store.write(partition, upserts, deletes, reader.position(tp))
                     upserts, deletes = {}, set()
             self.store.write(partition, upserts, deletes, end)
+            self.metrics.restore_remaining.labels(str(partition)).set(0)
         finally:
             reader.close()
         replay = Replay(self.engine, load=lambda case_id: self.store.get(partition, case_id))
+        self.metrics.tally.drop(partition)  # the gauges are recounted from the restored cases
         for case in self.store.cases(partition):
             replay.track(case)
+            self.metrics.tally.add(partition, case)
             if self.settings.clock == "events" and (
                 replay.watermark is None or case.clock > replay.watermark
             ):
@@ -228,20 +261,16 @@ class EngineLoop:
 
     def _run_batch(self, polled: dict[TopicPartition, list[Any]]) -> None:
         started = time.monotonic()
+        self._refresh_lag()
         batch = _Batch()
         for tp, messages in polled.items():
             part = self.partitions.get(tp.partition)
             if part is None:
                 continue
             for message in messages:
-                origin = f"{tp.topic}/{tp.partition}/{message.offset}"
-                self.metrics.events.inc()
-                before = part.replay.stats.duplicates
-                for record in part.replay.feed(message.value or b"", origin):
-                    self._emit(batch, record, message.headers)
-                if part.replay.stats.duplicates > before:
-                    self.metrics.duplicates.inc()
+                self._feed(batch, part, tp, message)
             batch.offsets[tp] = OffsetAndMetadata(messages[-1].offset + 1, "", -1)
+        unbind_contextvars(*MESSAGE_CONTEXT)
         if self.settings.clock == "wall":
             self._fire_idle_timers(batch)
         changes = {p: part.replay.take_changes() for p, part in self.partitions.items()}
@@ -252,12 +281,33 @@ class EngineLoop:
         if batch.empty:
             return
         if self._commit(batch):
+            before = {p: {c: self.store.get(p, c) for c in cases} for p, cases in changes.items()}
             for p, cases in changes.items():
                 if cases:
                     self.store.write(p, cases)
-            self._count(batch)
-            self.metrics.transaction_seconds.observe(time.monotonic() - started)
+            self._count(batch, before, changes)
+            self.metrics.batch_seconds.observe(time.monotonic() - started)
             self._refresh_gauges()
+
+    def _feed(self, batch: _Batch, part: _Partition, tp: TopicPartition, message: Any) -> None:
+        """One input message into the batch, logging with where it came from as context."""
+        bind_contextvars(topic=tp.topic, partition=tp.partition, offset=message.offset)
+        unbind_contextvars("workflow")
+        origin = f"{tp.topic}/{tp.partition}/{message.offset}"
+        batch.events += 1
+        duplicates = part.replay.stats.duplicates
+        for record in part.replay.feed(message.value or b"", origin):
+            if record.type == "event.rejected":
+                known = part.replay.cases.get(record.case_id or "")
+                if known is not None:
+                    bind_contextvars(workflow=known.workflow)
+                # Only the reason: the detail may quote the input, which the dead letter keeps.
+                log.info("event.rejected", reason=record.reason)
+            else:
+                bind_contextvars(workflow=record.workflow)
+            self._emit(batch, record, message.headers)
+        if part.replay.stats.duplicates > duplicates:
+            batch.duplicates += 1
 
     def _fire_idle_timers(self, batch: _Batch) -> None:
         assert self._consumer is not None
@@ -283,12 +333,11 @@ class EngineLoop:
                 decoded = {k: v.decode("utf-8", "replace") for k, v in headers if v is not None}
                 record = record.model_copy(update={"headers": decoded})
             topic = self.settings.topic_dead_letter
-            batch.rejected[record.reason] = batch.rejected.get(record.reason, 0) + 1
         else:
             topic = self.settings.topic_transitions
         key = record.case_id.encode() if record.case_id else None
         batch.sends.append((topic, None, key, record.model_dump_json().encode()))
-        batch.counts[record.type] = batch.counts.get(record.type, 0) + 1
+        batch.records.append(record)
 
     def _commit(self, batch: _Batch) -> bool:
         """One transaction for the whole batch; on failure abort and rewind. True if committed."""
@@ -296,6 +345,7 @@ class EngineLoop:
         assert producer is not None
         assert consumer is not None
         try:
+            started = time.monotonic()
             producer.begin_transaction()
             for topic, partition, key, value in batch.sends:
                 producer.send(topic, key=key, value=value, partition=partition)
@@ -312,6 +362,8 @@ class EngineLoop:
             self._abort_and_rewind()
             return False
         self.metrics.transactions.labels("committed").inc()
+        self.metrics.transaction_seconds.observe(time.monotonic() - started)
+        self.metrics.last_commit.set(time.time())
         return True
 
     def _abort_and_rewind(self) -> None:
@@ -332,15 +384,40 @@ class EngineLoop:
                 consumer.seek(tp, committed)
         time.sleep(0.2)  # back off before retrying against a struggling broker
 
-    def _count(self, batch: _Batch) -> None:
-        for kind, n in batch.counts.items():
-            self.metrics.records.labels(kind).inc(n)
-        for reason, n in batch.rejected.items():
-            self.metrics.rejected.labels(reason).inc(n)
+    def _count(
+        self,
+        batch: _Batch,
+        before: dict[int, dict[str, Case | None]],
+        changes: dict[int, dict[str, Case]],
+    ) -> None:
+        """Metrics of a committed batch. `before` holds the changed cases as they were: when
+        they entered their previous state (time in state), what they counted in the gauges."""
+        self.metrics.events.inc(batch.events)
+        self.metrics.duplicates.inc(batch.duplicates)
+        entered = {c: case.entered_at for old in before.values() for c, case in old.items() if case}
+        self.metrics.observe_records(
+            batch.records, committed_at=WallClock().now(), entered_before=entered.get
+        )
+        for p, cases in changes.items():
+            for case_id, case in cases.items():
+                self.metrics.tally.update(p, before[p][case_id], case)
 
     def _refresh_gauges(self) -> None:
         self.metrics.pending_timers.set(sum(len(p.replay.timers) for p in self.partitions.values()))
         self.metrics.cases.set(sum(self.store.count(p) for p in self.partitions))
+        self.metrics.partitions.set(len(self.partitions))
+        self.metrics.tally.publish()
+
+    def _refresh_lag(self) -> None:
+        """Lag per partition from the consumer's own view (no broker round trip: a partition
+        whose position or highwater is not known yet keeps its last value)."""
+        assert self._consumer is not None
+        for p in self.partitions:
+            tp = TopicPartition(self.settings.topic_case_events, p)
+            highwater = self._consumer.highwater(tp)
+            position = self._consumer.position(tp, timeout_ms=0) if highwater is not None else None
+            if highwater is not None and position is not None:
+                self.metrics.consumer_lag.labels(str(p)).set(max(0, highwater - position))
 
 
 def _restore_one(message: Any, upserts: dict[str, Case], deletes: set[str]) -> None:

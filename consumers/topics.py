@@ -18,6 +18,10 @@ cases are restored from the changelog partition of the same number. With a repli
 
 from __future__ import annotations
 
+import logging
+import re
+import ssl
+import time
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -33,11 +37,25 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     from kafka import KafkaAdminClient
     from kafka.admin import ConfigResource, ConfigResourceType
-    from kafka.errors import KafkaError, for_code
+    from kafka.errors import (
+        KafkaConnectionError,
+        KafkaError,
+        KafkaTimeoutError,
+        SaslAuthenticationFailedError,
+        UnsupportedSaslMechanismError,
+        for_code,
+    )
 
 DAY_MS = 24 * 60 * 60 * 1000
 UNKNOWN_TOPIC = 3
 TOPIC_ALREADY_EXISTS = 36
+# kafka-python's admin client logs its whole configuration, SASL password included, at DEBUG:
+# keep that one logger above DEBUG whatever level the root logger is given.
+logging.getLogger("kafka.admin.client").setLevel(logging.INFO)
+
+BOOTSTRAP_ATTEMPT_MS = 3_000
+"""Bootstrap in windows this long, so refused credentials end the wait at once (kafka-python
+itself retries a failed SASL login until its bootstrap timeout and then only says "timeout")."""
 
 
 class TopicsError(RuntimeError):
@@ -135,24 +153,132 @@ class _AdminClient(KafkaAdminClient):  # type: ignore[misc]  # kafka-python is u
 def admin_client(settings: Settings, *, timeout_ms: int = 30_000) -> Iterator[Any]:
     """A connected KafkaAdminClient for `settings`, closed afterwards.
 
-    Raises TopicsError naming the bootstrap servers when no broker answers within `timeout_ms`.
+    Raises TopicsError naming the bootstrap servers when no broker answers within `timeout_ms`,
+    and at once, with the broker's reason and the variables to check, when the broker refuses
+    the credentials (SASL) or the TLS handshake fails. No message carries a secret.
     """
-    try:
-        admin = _AdminClient(
-            **kafka_client_config(settings),
-            client_id=f"fengqiao-admin-{settings.instance_id}",
-            bootstrap_timeout_ms=timeout_ms,
-            request_timeout_ms=timeout_ms,
-        )
-    except KafkaError as err:
-        raise TopicsError(
-            f"cannot reach Kafka at {settings.bootstrap_servers} "
-            f"({env_name('bootstrap_servers')}, security {settings.security_protocol}): {err}"
-        ) from err
+    problem = tls_problem(settings)
+    if problem is not None:
+        raise TopicsError(problem)
+    admin = _bootstrap(settings, timeout_ms)
     try:
         yield admin
     finally:
         admin.close()
+
+
+def _bootstrap(settings: Settings, timeout_ms: int) -> Any:
+    deadline = time.monotonic() + timeout_ms / 1000
+    watcher = _ConnectFailures()
+    kafka_log = logging.getLogger("kafka")
+    # While it bootstraps, kafka-python's own warnings (one per retry) go to the watcher only.
+    kafka_log.addHandler(watcher)
+    try:
+        while True:
+            left_ms = max(1, int((deadline - time.monotonic()) * 1000))
+            try:
+                return _AdminClient(
+                    **kafka_client_config(settings),
+                    client_id=f"fengqiao-admin-{settings.instance_id}",
+                    bootstrap_timeout_ms=min(BOOTSTRAP_ATTEMPT_MS, left_ms),
+                    request_timeout_ms=timeout_ms,
+                )
+            except KafkaTimeoutError as err:
+                refused = watcher.refusal(settings)
+                if refused is not None:
+                    raise TopicsError(refused) from None
+                if time.monotonic() >= deadline:
+                    raise TopicsError(_unreachable(settings, err)) from err
+            except KafkaError as err:
+                raise TopicsError(watcher.refusal(settings) or _unreachable(settings, err)) from err
+    finally:
+        kafka_log.removeHandler(watcher)
+
+
+def _unreachable(settings: Settings, err: BaseException) -> str:
+    return (
+        f"cannot reach Kafka at {settings.bootstrap_servers} "
+        f"({env_name('bootstrap_servers')}, security {settings.security_protocol}): {err}"
+    )
+
+
+_ERROR_PREFIX = re.compile(r"^(?:\[Error \d+\] )?(?:\w+Error: )*")
+
+
+class _ConnectFailures(logging.Handler):
+    """Remembers why kafka-python's connection attempts failed, from the exceptions it logs.
+
+    kafka-python retries a refused SASL login or a failed TLS handshake like a network error and
+    finally reports only a timeout; the exception objects in its log records say what happened.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.auth: KafkaError | None = None
+        self.tls: BaseException | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        args = record.args if isinstance(record.args, tuple) else ()
+        for arg in args:
+            if isinstance(arg, SaslAuthenticationFailedError | UnsupportedSaslMechanismError):
+                self.auth = arg
+            elif isinstance(arg, ssl.SSLError) or (
+                isinstance(arg, KafkaConnectionError) and "Handshake failed" in str(arg)
+            ):
+                self.tls = arg
+
+    def refusal(self, settings: Settings) -> str | None:
+        where = f"Kafka at {settings.bootstrap_servers} ({settings.security_protocol})"
+        if self.auth is not None:
+            detail = _ERROR_PREFIX.sub("", str(self.auth))
+            return (
+                f"{where} refused the SASL login of {settings.sasl_username!r} with "
+                f"{settings.sasl_mechanism}: {detail}; check {env_name('sasl_mechanism')}, "
+                f"{env_name('sasl_username')} and {env_name('sasl_password')}"
+            )
+        if self.tls is not None:
+            return (
+                f"TLS handshake with {where} failed: {self.tls}; check "
+                f"{env_name('ssl_cafile')} (the CA that signed the broker's certificate) and "
+                f"{env_name('security_protocol')}"
+            )
+        return None
+
+
+def tls_problem(settings: Settings) -> str | None:
+    """Why the TLS files of `settings` cannot be used (None if they can, or TLS is off).
+
+    Checked before connecting: kafka-python would report an unreadable CA or a wrong key
+    password only as "[SSL] PEM lib", and with no password given OpenSSL would even prompt for
+    one on the terminal.
+    """
+    if settings.security_protocol not in ("SSL", "SASL_SSL"):
+        return None
+    context = ssl.create_default_context()
+    if settings.ssl_cafile is not None:
+        try:
+            context.load_verify_locations(cafile=str(settings.ssl_cafile))
+        except (ssl.SSLError, OSError) as err:
+            return (
+                f"{env_name('ssl_cafile')}={settings.ssl_cafile}: not a readable PEM CA bundle "
+                f"({err})"
+            )
+    if settings.ssl_certfile is not None:
+        secret = settings.ssl_password
+        password = secret.get_secret_value() if secret is not None else ""
+        try:
+            context.load_cert_chain(
+                str(settings.ssl_certfile),
+                str(settings.ssl_keyfile) if settings.ssl_keyfile is not None else None,
+                password=lambda: password,
+            )
+        except (ssl.SSLError, OSError) as err:
+            return (
+                f"cannot load the client certificate {env_name('ssl_certfile')}="
+                f"{settings.ssl_certfile} with its key ({env_name('ssl_keyfile')}): a wrong or "
+                f"missing {env_name('ssl_password')}, or not PEM files ({type(err).__name__})"
+            )
+    return None
 
 
 @dataclass(frozen=True)
@@ -290,7 +416,8 @@ def check_topics(settings: Settings, *, admin: Any = None, timeout_ms: int = 30_
     if admin is None:
         with admin_client(settings, timeout_ms=timeout_ms) as own:
             return check_topics(settings, admin=own, timeout_ms=timeout_ms)
-    specs = topic_specs(settings)
+    # The engine's own topics; intake topics belong to the adapters, which simply wait on them.
+    specs = [s for s in topic_specs(settings) if s.setting != "intake_topic_prefix"]
     found, problems = _describe(admin, specs)
     for spec in specs:
         if spec.name not in found and not any(f"'{spec.name}'" in p for p in problems):

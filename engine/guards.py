@@ -2,7 +2,9 @@
 
 CEL (the Common Expression Language, via the `common-expression-language` package) is
 side-effect free, cannot loop forever and cannot reach the host: the properties a guard written
-by a workflow author needs. Python `eval` has none of them and is never used.
+by a workflow author needs. Python `eval` has none of them and is never used. What one
+evaluation may cost is bounded too: pathological guards are refused when compiled, oversized
+inputs when evaluated (`engine.guard_cost`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import cel
+
+from engine.guard_cost import guard_cost_problem, input_problem
 
 GUARD_VARIABLES = frozenset({"event", "case", "now"})
 """What a guard may read: the event being applied, the case record, and the domain time."""
@@ -62,6 +66,9 @@ class Guard:
             if fields is not None and isinstance(value, dict):
                 value = {f: value[f] for f in fields if f in value}
             narrowed[name] = value
+        too_large = input_problem(narrowed)
+        if too_large is not None:  # bounds the cost of the evaluation (see engine.guard_cost)
+            raise GuardError(f"input too large for a guard: {too_large}")
         try:
             result = self.program.execute(narrowed)
         except Exception as err:  # the CEL extension raises several builtin types
@@ -87,6 +94,9 @@ def compile_guard(source: str) -> Guard:
     )
     if unsupported:
         raise GuardError(f"unsupported function(s) {', '.join(unsupported)}")
+    too_costly = guard_cost_problem(source)
+    if too_costly is not None:
+        raise GuardError(too_costly)
     return Guard(source, program, _reads(source, program))
 
 

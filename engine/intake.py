@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
+from engine.decode import MAX_FIELD_PROBLEMS, NotJson, load_json_object, time_problem
 from schemas.events import CaseEvent
 from schemas.intake.channels import (
     CHANNELS,
@@ -81,9 +81,7 @@ class IntakeContext:
     person_key_secret: bytes | None = None
 
 
-def translate(  # noqa: PLR0911 - one early return per way a message can be refused
-    channel: str, raw: bytes, ctx: IntakeContext
-) -> list[CaseEvent] | Refused:
+def translate(channel: str, raw: bytes, ctx: IntakeContext) -> list[CaseEvent] | Refused:
     """One native message of `channel` → its canonical events, or the reason it is refused."""
     parser = CHANNELS.get(channel)
     if parser is None:
@@ -91,23 +89,37 @@ def translate(  # noqa: PLR0911 - one early return per way a message can be refu
     if len(raw) > MAX_MESSAGE_BYTES:
         return Refused("malformed", f"message larger than {MAX_MESSAGE_BYTES} bytes")
     try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
-        return Refused("malformed", f"not JSON: {err}")
-    if not isinstance(data, dict):
-        return Refused("malformed", "not a JSON object")
+        data = load_json_object(raw)
+    except NotJson as err:
+        return Refused("malformed", str(err))
     try:
         message = parser.validate_python(data)
     except ValidationError as err:
-        errors = tuple(FieldError(_json_path(e["loc"], data), e["msg"]) for e in err.errors())
+        errors = tuple(
+            FieldError(_json_path(e["loc"], data)[:200], e["msg"])
+            for e in err.errors()[:MAX_FIELD_PROBLEMS]
+        )
         detail = "; ".join(f"{e.path}: {e.message}" for e in errors[:10])
         return Refused("schema_invalid", detail, errors)
     try:
-        return _Translator(channel, ctx).events(message)
+        events = _Translator(channel, ctx).events(message)
     except ValidationError as err:  # a canonical event out of range (e.g. a too-long id)
         return Refused(
             "schema_invalid", f"cannot build a canonical event: {err.errors()[0]['msg']}"
         )
+    return _time_refusal(message, ctx) or events
+
+
+def _time_refusal(message: Any, ctx: IntakeContext) -> Refused | None:
+    """A time stamp no canonical event may carry (far future or past: see engine.decode)."""
+    for name, value in vars(message).items():
+        if isinstance(value, datetime):
+            at = value if value.tzinfo is not None else value.replace(tzinfo=ctx.timezone)
+            problem = time_problem(at)
+            if problem is not None:
+                error = FieldError(f"$.{name}", problem)
+                return Refused("schema_invalid", f"{error.path}: {problem}", (error,))
+    return None
 
 
 def _json_path(loc: tuple[Any, ...], data: dict[str, Any]) -> str:

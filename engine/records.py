@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import uuid
 from datetime import datetime
 from typing import Literal
@@ -29,6 +30,9 @@ from schemas.records import (
     SlaInfo,
     SlaWarning,
 )
+
+MAX_ORIGINAL_JSON = 256 * 1024
+"""Bytes of the original input a dead-letter record keeps (Kafka's default limit is 1 MiB)."""
 
 RECORD_NAMESPACE = uuid.UUID("6f1c7a52-3c1e-4f7e-9a55-0b9d1f3a8c21")
 
@@ -142,7 +146,7 @@ def rejection(
     """A dead-letter record; its id derives from where the input came from (replay-stable)."""
     if original is None and event is not None:
         original = event.model_dump_json().encode()
-    raw = original or b""
+    raw = bounded_original(original or b"")
     try:
         text, encoding = raw.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
@@ -160,3 +164,36 @@ def rejection(
         headers=headers or {},
         fields=fields or [],
     )
+
+
+def bounded_original(raw: bytes, limit: int = MAX_ORIGINAL_JSON) -> bytes:
+    """The longest prefix of `raw` whose copy in a dead-letter record (JSON text, or base64 when
+    `raw` is not UTF-8) takes at most `limit` bytes."""
+    if len(raw) * 6 <= limit:  # nothing grows more than sixfold (a control character)
+        return raw
+    whole = len(raw) <= limit
+    head = raw[:limit]  # nothing shrinks either
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as err:
+        if whole or err.reason != "unexpected end of data":
+            return raw[: limit // 4 * 3]  # not UTF-8: base64, 4 characters per 3 bytes
+        text = head[: err.start].decode("utf-8")  # the cut split the last character
+    if whole and len(json.dumps(text, ensure_ascii=False).encode("utf-8")) - 2 <= limit:
+        return raw
+    size = 0
+    for index, char in enumerate(text):
+        size += _json_size(char)
+        if size > limit:
+            return text[:index].encode("utf-8")
+    return text.encode("utf-8")
+
+
+def _json_size(char: str) -> int:
+    """Bytes of one character inside a JSON string (serde_json's escaping, as pydantic's)."""
+    code = ord(char)
+    if code < 0x20:
+        return 2 if char in "\b\t\n\f\r" else 6
+    if char in '"\\':
+        return 2
+    return 1 if code < 0x80 else len(char.encode("utf-8", "surrogatepass"))

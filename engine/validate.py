@@ -163,6 +163,8 @@ def _check_states(spec: WorkflowSpec, doc: SourceDoc) -> Iterator[Problem]:
             yield doc.problem_at(where, f"escalate_to: unknown state {target_name!r}")
         elif state.tier is None:
             yield doc.problem_at(where, f"state {name!r} has no tier, so it cannot escalate")
+        elif state.tier not in tiers:
+            continue  # reported above as an unknown tier; no ladder to climb from it
         elif target.tier is None or tiers.get(target.tier, -1) <= tiers[state.tier]:
             target_tier = f"tier {target.tier}" if target.tier else "no tier"
             yield doc.problem_at(

@@ -44,6 +44,7 @@ with warnings.catch_warnings():
 
 from consumers.settings import Settings, load_settings
 from consumers.topics import TopicsError, admin_client, create_topics
+from schemas.intake.channels import CHANNELS
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -276,6 +277,7 @@ def settings_factory(
         "topic_transitions": unique_name("transitions"),
         "topic_case_state": unique_name("case-state"),
         "topic_dead_letter": unique_name("dead-letter"),
+        "intake_topic_prefix": unique_name("intake") + ".",
         "group_id": unique_name("group"),
         "transactional_id_prefix": unique_name("tx"),
         "workflows": ROOT / "workflows",
@@ -286,6 +288,7 @@ def settings_factory(
         values = {**shared, "instance_id": unique_name("instance"), **overrides}
         settings = load_settings(values)
         topics.update(settings.topic_names())
+        topics.update(f"{settings.intake_topic_prefix}{c}" for c in CHANNELS)
         return settings
 
     yield make

@@ -1,0 +1,252 @@
+"""`fengqiao bench kafka`: the engine on a real broker next to a pass-through, in the same run.
+
+The baseline is the least an exactly-once stage can do with the same client library, broker,
+partitions and batch settings: consume with `read_committed`, produce every value unchanged in
+one transaction per poll, commit the offsets with `send_offsets_to_transaction`
+(`python -m consumers.bench_kafka`, configured by the same FENGQIAO_* variables as the engine).
+The engine is `fengqiao run --role engine` (memory store, `events` clock). Both run as child
+processes, each with an interpreter of its own.
+
+- Throughput: N canonical events are produced once; the pass-through drains them, then the
+  engine, then the pass-through again (the machine is noisy: the baseline is the mean of the
+  runs around the engine). Events/s counts from the first committed offset seen to the last,
+  so start-up, restore and the group join are left out.
+- Latency: at each offered rate, a paced producer sends fresh events (send time kept per
+  event_id) while a `read_committed` consumer of the outputs notes when the first record
+  caused by each event becomes visible. The first `warmup` seconds are not counted.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from kafka import (
+    ConsumerRebalanceListener,
+    KafkaConsumer,
+    KafkaProducer,
+    OffsetAndMetadata,
+    TopicPartition,
+)
+
+from consumers.bench_common import (
+    Broker,
+    CpuMeter,
+    StageProcess,
+    bench_settings,
+    broker,
+    machine,
+    percentiles,
+    print_table,
+    produce,
+    stream,
+    unique,
+    watch_throughput,
+    write_json,
+)
+from consumers.settings import Settings, kafka_client_config, load_settings
+
+TARGET_RATIO = 0.7
+TARGET_P99_MS = 200.0
+TARGET_RATE = 1000
+STAGES = ("passthrough", "engine")
+
+
+# -- the pass-through (`python -m consumers.bench_kafka`) ----------------------------------------
+
+
+class _Ready(ConsumerRebalanceListener):  # type: ignore[misc]  # kafka-python is untyped
+    def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        pass
+
+    def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        print("passthrough.ready", flush=True)
+
+
+def passthrough(settings: Settings, stop: threading.Event) -> None:
+    """Consume → transactional produce of the same bytes → offsets, no logic: the engine loop's
+    Kafka work with its client settings (case-events → transitions)."""
+    client = {**kafka_client_config(settings), "reconnect_backoff_max_ms": 2000}
+    producer = KafkaProducer(
+        **client, transactional_id=settings.transactional_id, enable_idempotence=True,
+        acks="all", transaction_timeout_ms=settings.transaction_timeout_ms,
+    )  # fmt: skip
+    producer.init_transactions()
+    consumer = KafkaConsumer(
+        **client, group_id=settings.group_id, isolation_level="read_committed",
+        enable_auto_commit=False, auto_offset_reset="earliest",
+        max_poll_records=settings.batch_max_records,
+    )  # fmt: skip
+    consumer.subscribe([settings.topic_case_events], listener=_Ready())
+    try:
+        while not stop.is_set():
+            polled = consumer.poll(timeout_ms=settings.commit_interval_ms)
+            if not polled:
+                continue
+            producer.begin_transaction()
+            offsets = {}
+            for tp, messages in polled.items():
+                for m in messages:
+                    producer.send(settings.topic_transitions, key=m.key, value=m.value,
+                                  partition=tp.partition)  # fmt: skip
+                offsets[tp] = OffsetAndMetadata(messages[-1].offset + 1, "", -1)
+            producer.send_offsets_to_transaction(offsets, consumer.group_metadata())
+            producer.commit_transaction()
+    finally:
+        consumer.close()
+        producer.close()
+
+
+def _passthrough_main() -> None:
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    passthrough(load_settings(), stop)
+
+
+# -- throughput ----------------------------------------------------------------------------------
+
+
+def _throughput(brk: Broker, workflows: Path, events: int, partitions: int,
+                workdir: Path) -> dict[str, Any]:  # fmt: skip
+    base = bench_settings(brk.bootstrap, unique("tput"), partitions)
+    print(f"producing {events} events to {partitions} partitions ...", file=sys.stderr)
+    produce(base, stream(events))
+    runs: list[dict[str, Any]] = []
+    for kind in ("passthrough", "engine", "passthrough"):
+        settings = bench_settings(
+            brk.bootstrap, unique(kind), partitions, workflows=workflows, clock="events",
+            topic_case_events=base.topic_case_events,
+        )  # fmt: skip
+        stage = StageProcess(kind, settings, workdir)
+        meter = CpuMeter({"stage": stage.pid, "broker": brk.pid})
+        try:
+            run = watch_throughput(settings, settings.group_id, events, meter)
+        finally:
+            stage.stop()
+        print(f"{kind}: {run['events_per_s']} events/s", file=sys.stderr)
+        runs.append({"system": kind, **run})
+    baseline = (runs[0]["events_per_s"] + runs[2]["events_per_s"]) / 2
+    return {"runs": runs, "passthrough_events_per_s": round(baseline),
+            "engine_events_per_s": runs[1]["events_per_s"],
+            "ratio": round(runs[1]["events_per_s"] / baseline, 3)}  # fmt: skip
+
+
+# -- latency -------------------------------------------------------------------------------------
+
+
+def _pace(settings: Settings, lines: list[bytes], rate: int, sent: dict[str, float]) -> None:
+    producer = KafkaProducer(**kafka_client_config(settings), linger_ms=0)
+    began = time.perf_counter()
+    for n, line in enumerate(lines):
+        wait = began + n / rate - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)
+        event = json.loads(line)
+        sent[event["event_id"]] = time.perf_counter()
+        producer.send(settings.topic_case_events, key=event["case_id"].encode(), value=line)
+    producer.flush()
+    producer.close()
+
+
+def _latency(brk: Broker, workflows: Path, partitions: int, *, rate: int,
+             seconds: tuple[float, float], kind: str, workdir: Path) -> dict[str, Any]:  # fmt: skip
+    warmup, duration = seconds
+    settings = bench_settings(brk.bootstrap, unique(f"lat{rate}"), partitions,
+                              workflows=workflows, clock="events")  # fmt: skip
+    lines = stream(int(rate * (warmup + duration)))
+    stage = StageProcess(kind, settings, workdir)
+    reader = KafkaConsumer(**kafka_client_config(settings), group_id=None,
+                           isolation_level="read_committed", enable_auto_commit=False)  # fmt: skip
+    try:
+        stage.wait_ready()
+        outputs = (settings.topic_transitions, settings.topic_dead_letter)
+        reader.assign([TopicPartition(t, p) for t in outputs for p in range(partitions)])
+        reader.seek_to_beginning()
+        reader.poll(timeout_ms=100)
+        sent: dict[str, float] = {}
+        arrived: dict[str, float] = {}
+        producer = threading.Thread(target=_pace, args=(settings, lines, rate, sent))
+        meter = CpuMeter({"stage": stage.pid, "broker": brk.pid})
+        meter.start()
+        producer.start()
+        drain_until = float("inf")
+        while time.perf_counter() < drain_until and len(arrived) < len(lines):
+            for messages in reader.poll(timeout_ms=50).values():
+                now = time.perf_counter()
+                for m in messages:
+                    record = json.loads(m.value)  # the pass-through's is the input event
+                    cause = record.get("caused_by") or record.get("event_id")
+                    if cause in sent:  # not a timer's record
+                        arrived.setdefault(cause, now)
+            if not producer.is_alive() and drain_until == float("inf"):
+                drain_until = time.perf_counter() + 30
+        cpu = meter.stop()
+        producer.join()
+    finally:
+        reader.close()
+        stage.stop()
+    measured = [json.loads(line)["event_id"] for line in lines[int(rate * warmup) :]]
+    delays = [1000 * (arrived[e] - sent[e]) for e in measured if e in arrived]
+    return {"system": kind, "rate": rate, "events": len(measured), "answered": len(delays),
+            **{f"{k}_ms": v for k, v in percentiles(delays).items()}, **cpu}  # fmt: skip
+
+
+# -- the command -------------------------------------------------------------------------------
+
+
+def run_kafka_bench(workflows: Path, events: int, partitions: int, out: str | None, *,
+                    rates: list[int], duration: float, warmup: float = 2.0) -> int:  # fmt: skip
+    figures: dict[str, Any] = {
+        "machine": machine(),
+        "config": {"events": events, "partitions": partitions, "rates": rates,
+                   "duration_s": duration, "warmup_s": warmup, "batch_max_records": 500,
+                   "commit_interval_ms": 100, "clock": "events", "store": "memory"},
+    }  # fmt: skip
+    with broker() as brk, tempfile.TemporaryDirectory(prefix="fengqiao-bench-") as tmp:
+        workdir = Path(tmp)
+        figures["throughput"] = _throughput(brk, workflows, events, partitions, workdir)
+        seconds = (warmup, duration)
+        figures["latency"] = [
+            _latency(brk, workflows, partitions, rate=r, seconds=seconds, kind=k, workdir=workdir)
+            for r in rates
+            for k in STAGES
+        ]
+    report(figures)
+    write_json(out, figures)
+    return 0
+
+
+def report(figures: dict[str, Any]) -> None:
+    m, t = figures["machine"], figures["throughput"]
+    print(f"\n{m['date']}  {m['nproc']} × {m['cpu']}, {m['ram_gib']} GiB, python {m['python']}, "
+          f"kafka-python {m['kafka_python']} (crc32c: {m['crc32c']})")  # fmt: skip
+    cpu_keys = sorted({k for r in t["runs"] for k in r if k.startswith("cpu_")})
+    print_table(
+        "throughput (exactly-once, end to end)",
+        ["system", "events", "seconds", "events/s", *cpu_keys],
+        [[r["system"], r["events"], r["seconds"], r["events_per_s"],
+          *(r.get(k, "") for k in cpu_keys)] for r in t["runs"]],
+    )  # fmt: skip
+    verdict = "met" if t["ratio"] >= TARGET_RATIO else "MISSED"
+    print(f"engine / pass-through = {t['ratio']}  (target ≥ {TARGET_RATIO}: {verdict})")
+    print_table(
+        "latency, produce → committed output (ms)",
+        ["system", "rate/s", "answered", "p50", "p95", "p99", "max", "cpu_stage_cores"],
+        [[r["system"], r["rate"], f"{r['answered']}/{r['events']}", r["p50_ms"], r["p95_ms"],
+          r["p99_ms"], r["max_ms"], r.get("cpu_stage_cores", "")] for r in figures["latency"]],
+    )  # fmt: skip
+    at = [r for r in figures["latency"] if r["system"] == "engine" and r["rate"] == TARGET_RATE]
+    if at:
+        verdict = "met" if at[0]["p99_ms"] <= TARGET_P99_MS else "MISSED"
+        print(f"engine p99 at {TARGET_RATE}/s = {at[0]['p99_ms']} ms "
+              f"(target ≤ {TARGET_P99_MS:.0f} ms: {verdict})")  # fmt: skip
+
+
+if __name__ == "__main__":
+    _passthrough_main()

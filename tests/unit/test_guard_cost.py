@@ -1,0 +1,175 @@
+"""CEL guards are bounded in cost: pathological guards are refused by `validate`, oversized
+inputs are refused before evaluation, and the worst guards that pass stay fast."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.core import Engine
+from engine.guard_cost import (
+    MAX_COMPREHENSION_DEPTH,
+    MAX_COMPREHENSIONS,
+    MAX_GUARD_INPUT_CHARS,
+    MAX_GUARD_INPUT_DEPTH,
+    MAX_GUARD_INPUT_ITEMS,
+    guard_cost_problem,
+    input_problem,
+)
+from engine.guards import GuardError, compile_guard
+from engine.replay import Replay
+from engine.validate import check_file
+
+pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parents[2]
+MINIMAL = (ROOT / "tests" / "fixtures" / "valid" / "minimal.yaml").read_text(encoding="utf-8")
+L = "event.payload.l"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        'has(case.attrs.category) && case.attrs.category in ["traffic", "medical"]',
+        f'{L}.exists(i, i.kind == "x" && i.amount > 100)',
+        f"{L}.exists(i, {L}.exists(j, i.id == j.ref))",
+        f"{L}.filter(x, x > 1).size() >= 2",
+        f"{L}.all(x, x > 0) && {L}.exists_one(x, x == 2) && {L}.exists(x, x == 3)",
+        # macro names and input names inside string literals are text, not calls or reads
+        "event.type == \"l.map(x, x)\" || event.type == 'a.filter(y, z)'",
+        'event.type == r"l.map(x, event.l.exists(y, " || event.type == """event.map(x, y)"""',
+        "event.type == '\\'.map(' && event.source != b\"case\".string()",
+    ],
+)
+def test_ordinary_guards_pass(source: str) -> None:
+    assert guard_cost_problem(source) is None
+    compile_guard(source)
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        (f"{L}.map(x, x * 2).size() > 0", "map() is not allowed in a guard"),
+        (f"{L}.exists(x, {L}.filter(y, y == x).size() > 1)", "filter() inside another"),
+        (
+            f"{L}.exists(x, {L}.exists(y, {L}.exists(z, x == z)))",
+            f"comprehensions nested 3 deep; at most {MAX_COMPREHENSION_DEPTH}",
+        ),
+        (
+            " || ".join([f"{L}.exists(x, x == 1)"] * (MAX_COMPREHENSIONS + 1)),
+            f"{MAX_COMPREHENSIONS + 1} comprehensions (exists); a guard may have at most",
+        ),
+        (f"{L}.exists(x, {L}.exists(y, size({L}) == 0))", "too costly: about 17.2 million steps"),
+        (f"{L}.exists(x, size({' + '.join([L] * 16)}) == 0)", "too costly: about 1.06 million"),
+    ],
+)
+def test_pathological_guards_are_refused(source: str, expected: str) -> None:
+    problem = guard_cost_problem(source)
+    assert problem is not None
+    assert expected in problem
+    with pytest.raises(GuardError, match=r".+"):
+        compile_guard(source)
+
+
+def test_validate_reports_a_costly_guard_at_its_position() -> None:
+    guard = f"{L}.exists(x, {L}.exists(y, {L}.exists(z, x == z)))"
+    raw = MINIMAL.replace("dest: closed", f"dest: closed\n    guard: '{guard}'").encode()
+    workflow, problems = check_file("w.yaml", raw)
+    assert workflow is None
+    assert [str(p) for p in problems] == [
+        "w.yaml:18:12: error: guard: comprehensions nested 3 deep; at most 2 (each level "
+        "multiplies the work by the length of a list)"
+    ]
+
+
+# --- the runtime bound on what reaches a guard -------------------------------------------------
+
+
+def _ctx(payload: Any) -> dict[str, Any]:
+    return {"event": {"type": "t", "source": "grid", "payload": payload}, "case": {}, "now": None}
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        ({"l": list(range(MAX_GUARD_INPUT_ITEMS))}, "list items and map entries"),
+        ({f"k{i}": i for i in range(MAX_GUARD_INPUT_ITEMS)}, "list items and map entries"),
+        ({"s": "x" * (MAX_GUARD_INPUT_CHARS + 1)}, "characters of text"),
+        ({"s": ["x" * 1000] * 70}, "characters of text"),
+        ({"keys": {"k" * 40_000: 1, "q" * 40_000: 2}}, "characters of text"),
+    ],
+    ids=["long-list", "wide-map", "long-string", "many-strings", "long-keys"],
+)
+def test_oversized_input_is_refused_before_evaluation(payload: Any, expected: str) -> None:
+    guard = compile_guard("size(event.payload) > 0")
+    with pytest.raises(GuardError, match=f"input too large for a guard: more than .*{expected}"):
+        guard.evaluate(_ctx(payload))
+
+
+def test_deep_input_is_refused() -> None:
+    nested: Any = 1
+    for _ in range(MAX_GUARD_INPUT_DEPTH + 5):
+        nested = [nested]
+    assert input_problem({"event": {"payload": nested}}) == (
+        f"nested deeper than {MAX_GUARD_INPUT_DEPTH} levels"
+    )
+    # a value of exactly the allowed depth is fine
+    nested = 1
+    for _ in range(MAX_GUARD_INPUT_DEPTH - 1):
+        nested = [nested]
+    assert input_problem({"event": nested}) is None
+
+
+def test_only_what_the_guard_reads_counts() -> None:
+    huge = {"l": list(range(10 * MAX_GUARD_INPUT_ITEMS))}
+    assert compile_guard('event.type == "t"').evaluate(_ctx(huge)) is True
+    with pytest.raises(GuardError, match="input too large"):
+        compile_guard("has(event.payload.l)").evaluate(_ctx(huge))
+
+
+def test_an_oversized_attribute_refuses_routing_with_the_reason(engine: Engine) -> None:
+    """The dispute-escalation routing guards read case.attrs: a 70,000-character attribute is
+    refused (guard_failed, with the reason), not evaluated and not routed by guesswork."""
+    event = {
+        "event_id": "e1", "case_id": "c1", "type": "case.reported", "source": "grid",
+        "occurred_at": "2026-03-02T09:00:00+08:00",
+        "payload": {"workflow": "dispute-escalation",
+                    "attributes": {"category": "x" * (MAX_GUARD_INPUT_CHARS + 10)}},
+    }  # fmt: skip
+    (record,) = Replay(engine).feed(json.dumps(event).encode(), "t:0")
+    assert record.type == "event.rejected"
+    assert record.reason == "guard_failed"
+    assert "input too large for a guard: more than 65536 characters of text" in record.detail
+
+
+# --- the worst guards that pass validation, on the largest input they may get -----------------
+
+_BIG = {"l": list(range(MAX_GUARD_INPUT_ITEMS - 16)), "s": "x" * 60_000}
+_STRINGS = {"l": ["x" * 20] * 200}
+_REGEX = "'" + "(x?)" * 200 + "x" * 200 + "'"
+_WORST = {
+    "list-reads-in-a-comprehension": (
+        f"{L}.exists(x, size({' + '.join([L] * 14)}) == 0)", _BIG),
+    "nested-with-a-body": (f"{L}.exists(x, {L}.exists(y, x + y + x + y == -1))", _BIG),
+    "text-in-a-comprehension": (
+        f"{L}.exists(x, size({' + '.join(['event.payload.s'] * 13)}) == 0)", _BIG),
+    "two-nested": (" || ".join([f"{L}.exists(x, {L}.exists(y, x == y + 1000))"] * 2), _BIG),
+    "a-long-regex-per-element": (f"{L}.exists(x, x.matches({_REGEX}))", _STRINGS),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(_WORST))
+def test_the_worst_guards_that_pass_stay_fast(name: str) -> None:
+    source, payload = _WORST[name]
+    assert guard_cost_problem(source) is None
+    guard = compile_guard(source)
+    started = time.perf_counter()
+    assert guard.evaluate(_ctx(payload)) is False
+    elapsed = time.perf_counter() - started
+    # ~0.3 s at worst on a 2-core CI machine; the bound catches a regression of the limits or
+    # of the CEL library, not a slow machine.
+    assert elapsed < 3, f"{name}: {elapsed:.2f} s"
