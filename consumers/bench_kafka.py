@@ -130,6 +130,8 @@ def _throughput(brk: Broker, workflows: Path, events: int, partitions: int,
         finally:
             stage.stop()
         print(f"{kind}: {run['events_per_s']} events/s", file=sys.stderr)
+        if "cpu_stage_cores" in run:  # CPU time the stage process spent per event
+            run["cpu_us_per_event"] = round(1e6 * run["cpu_stage_cores"] / run["events_per_s"])
         runs.append({"system": kind, **run})
     baseline = (runs[0]["events_per_s"] + runs[2]["events_per_s"]) / 2
     return {"runs": runs, "passthrough_events_per_s": round(baseline),
