@@ -57,8 +57,11 @@ def tick_events(partitions: int, at: str) -> list[bytes]:
     ]  # fmt: skip
 
 
-def read_all(bootstrap: str, topic: str, *, expect: int, timeout_s: float) -> list[dict[str, Any]]:
-    """Committed records of `topic`: waits until `expect` arrived, then 2 s more for extras."""
+def read_all(
+    bootstrap: str, topic: str, *, expect: int, timeout_s: float, quiet_s: float = 2.0
+) -> list[dict[str, Any]]:
+    """Committed records of `topic`: waits until `expect` arrived, then until nothing new came
+    for `quiet_s` (so extras, or the rest when `expect` is only a lower bound, are seen)."""
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap, group_id=None, isolation_level="read_committed",
         enable_auto_commit=False, auto_offset_reset="earliest",
@@ -70,10 +73,12 @@ def read_all(bootstrap: str, topic: str, *, expect: int, timeout_s: float) -> li
     deadline = time.monotonic() + timeout_s
     settle: float | None = None
     while time.monotonic() < deadline:
+        before = len(out)
         for messages in consumer.poll(timeout_ms=300).values():
             out.extend(json.loads(m.value) for m in messages)
         if len(out) >= expect:
-            settle = settle or time.monotonic() + 2.0
+            if settle is None or len(out) > before:
+                settle = time.monotonic() + quiet_s
             if time.monotonic() >= settle:
                 break
     consumer.close()
