@@ -17,7 +17,7 @@ import structlog
 from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 from kafka.errors import KafkaError, ProducerFencedError
 
-from consumers.settings import Settings, kafka_client_config
+from consumers.settings import TRANSACTIONAL_RETRY_BACKOFF_MS, Settings, kafka_client_config
 from engine.intake import IntakeContext, Refused, translate
 from engine.records import rejection
 from schemas.intake.channels import CHANNELS
@@ -63,6 +63,7 @@ class AdapterLoop:
             transaction_timeout_ms=self.settings.transaction_timeout_ms,
             enable_idempotence=True,
             acks="all",
+            retry_backoff_ms=TRANSACTIONAL_RETRY_BACKOFF_MS,
         )
         self._producer.init_transactions()
         self._consumer = KafkaConsumer(

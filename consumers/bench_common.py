@@ -257,14 +257,22 @@ class StageProcess:
             return False
 
     def stop(self) -> int:
-        """SIGTERM: finish the batch, commit, leave the group."""
+        """SIGTERM: finish the batch, commit, leave the group (exit 0). Any other end is shown
+        with the tail of the stage's log, whose folder is deleted after the run."""
         if self.proc.poll() is None:
             self.proc.terminate()
         try:
-            return self.proc.wait(timeout=60)
+            code = self.proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            return self.proc.wait()
+            code = self.proc.wait()
+        if code != 0:
+            print(f"{self.kind} exited {code}; its log ends:\n{self.tail()}", file=sys.stderr)
+        return code
+
+    def tail(self, lines: int = 20) -> str:
+        text = self.log.read_text(encoding="utf-8", errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
 
 
 def stream(events: int) -> list[bytes]:
@@ -295,17 +303,22 @@ def committed(admin: Any, group: str, topic: str) -> int:
 
 
 def watch_throughput(
-    settings: Settings, group: str, total: int, meter: CpuMeter, timeout_s: float = 600
+    settings: Settings,
+    total: int,
+    stages: Sequence[StageProcess],
+    meter: CpuMeter,
+    timeout_s: float = 600,
 ) -> dict[str, Any]:
-    """Events/s of a group draining `total` records of case-events: from the first commit seen
-    to the last (startup, restore and group join are left out), with CPU use over that window.
-    """
+    """Events/s of the stages' group draining `total` records of case-events: from the first
+    commit seen to the last (start-up, restore and the group join are left out), with CPU use
+    over that window. Raises, with the end of each stage's log, if a stage dies or the group
+    stops short of `total` within `timeout_s`."""
     with admin_client(settings) as admin:
         deadline = time.monotonic() + timeout_s
         first: tuple[float, int] | None = None
         done = 0
-        while time.monotonic() < deadline:
-            done = max(done, committed(admin, group, settings.topic_case_events))
+        while time.monotonic() < deadline and all(s.proc.poll() is None for s in stages):
+            done = max(done, committed(admin, settings.group_id, settings.topic_case_events))
             now = time.monotonic()
             if first is None and done > 0:
                 first = (now, done)
@@ -315,7 +328,9 @@ def watch_throughput(
             time.sleep(0.05)
         cpu = meter.stop() if first else {}
     if first is None or done < total:
-        raise RuntimeError(f"group {group} committed {done} of {total} in {timeout_s}s")
+        logs = "".join(f"\n--- {s.log.name}:\n{s.tail()}" for s in stages)
+        raise RuntimeError(f"group {settings.group_id} committed {done} of {total}{logs}")
+    events = total - first[1]  # 0: all was done before the first look (a backlog too small)
     seconds = max(now - first[0], 1e-9)
-    return {"events": total - first[1], "seconds": round(seconds, 2),
-            "events_per_s": round((total - first[1]) / seconds), **cpu}  # fmt: skip
+    return {"events": events, "seconds": round(seconds, 2),
+            "events_per_s": round(events / seconds) if events else None, **cpu}  # fmt: skip

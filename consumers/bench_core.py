@@ -4,14 +4,25 @@ The machine is shared and noisy, so the figure that matters is the ratio: events
 whole core path (JSON decode, validation, guards, deadlines, record encoding) divided by
 triggers/s of the bare `transitions` machine stepping through the very same transitions. Each
 side takes the best of `repeat` runs.
+
+Two more figures say where the time and memory go:
+- a breakdown of one engine pass under cProfile (decode and validation of the event, guards,
+  deadlines, the `transitions` library itself, record encoding, the rest), as shares of the
+  profiled time applied to the unprofiled µs/event (the profiler slows small calls the most,
+  so the split is a guide, not a measurement of its own);
+- the memory an open case takes in the core (its `Case`, its timers, the replay's indexes),
+  by `tracemalloc` around opening `cases` cases that stay open.
 """
 
 from __future__ import annotations
 
+import cProfile
 import json
+import pstats
 import random
 import sys
 import time
+import tracemalloc
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -95,6 +106,66 @@ def bare_machine(spec: WorkflowSpec) -> Machine:
     return shared_machine(list(spec.states), config, name="bare")
 
 
+# Where an event's time goes: (label, [(file suffix, function name)], [same, subtracted]).
+# Inclusive times; the subtracted ones run inside (our conditions run inside `trigger`).
+STAGES: list[tuple[str, list[tuple[str, str]], list[tuple[str, str]]]] = [
+    ("decode + validate event (json, pydantic)", [("engine/decode.py", "decode_event")], []),
+    ("guards (CEL + input checks)", [("engine/guards.py", "evaluate"),
+                                     ("engine/guard_cost.py", "input_problem")], []),
+    ("deadlines (working days, holidays)", [("engine/machine.py", "deadline"),
+                                            ("engine/deadlines.py", "extend"),
+                                            ("engine/deadlines.py", "after_pause")], []),
+    ("transitions library (trigger, minus our conditions)", [("transitions/core.py", "trigger")],
+     [("engine/machine.py", "check")]),
+    ("record building (pydantic models)", [("engine/records.py", "_add")], []),
+    ("record encoding (model_dump_json)", [("pydantic/main.py", "model_dump_json")], []),
+]  # fmt: skip
+
+
+def _inclusive(stats: pstats.Stats, wanted: list[tuple[str, str]]) -> float:
+    table: dict[tuple[str, int, str], tuple[Any, ...]] = stats.stats  # type: ignore[attr-defined]
+    return float(
+        sum(
+            row[3]
+            for (path, _line, func), row in table.items()
+            for suffix, name in wanted
+            if func == name and path.endswith(suffix)
+        )
+    )
+
+
+def breakdown(run: Callable[[], int], us_per_event: float) -> dict[str, float]:
+    """µs per event of each stage: shares of one profiled pass × the unprofiled figure."""
+    profiler = cProfile.Profile()
+    profiler.runcall(run)
+    stats = pstats.Stats(profiler)
+    total: float = stats.total_tt  # type: ignore[attr-defined]
+    shares = {
+        label: (_inclusive(stats, plus) - _inclusive(stats, minus)) / total
+        for label, plus, minus in STAGES
+    }
+    shares["the rest (case copies, replay, timer index, routing)"] = 1 - sum(shares.values())
+    return {label: round(share * us_per_event, 1) for label, share in shares.items()}
+
+
+def open_case_bytes(engine: Engine, lines: list[bytes]) -> dict[str, float]:
+    """Python heap per open case in the core: only the `case.reported` events are fed, so every
+    case stays open with its SLA timers pending."""
+    reports = [line for line in lines if b'"case.reported"' in line]
+    replay = Replay(engine)
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for i, line in enumerate(reports):
+        for _record in replay.feed(line, f"bench:{i}"):  # a generator: nothing happens unread
+            pass
+    replay.take_changes()
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    opened = len(replay.cases)
+    return {"open_cases": opened, "pending_timers": len(replay.timers),
+            "bytes_per_open_case": round((after - before) / max(opened, 1))}  # fmt: skip
+
+
 def run_core_bench(workflows: Path, cases: int, repeat: int, out: str | None) -> int:
     registry = WorkflowRegistry.load(workflows)
     engine = Engine(registry)
@@ -131,7 +202,10 @@ def run_core_bench(workflows: Path, cases: int, repeat: int, out: str | None) ->
     bare_s, n_triggers = _best(repeat, bare_pass)
     engine_rate = n_events / engine_s
     bare_rate = n_triggers / bare_s
-    figures = {
+    us_per_event = 1e6 * engine_s / n_events
+    stages = breakdown(engine_pass, us_per_event)
+    memory = open_case_bytes(engine, lines)
+    figures: dict[str, Any] = {
         "cases": cases,
         "events": n_events,
         "engine_events_per_s": round(engine_rate),
@@ -141,10 +215,16 @@ def run_core_bench(workflows: Path, cases: int, repeat: int, out: str | None) ->
         "bare_us_per_trigger": round(1e6 * bare_s / n_triggers, 2),
         "ratio": round(engine_rate / bare_rate, 3),
         "python": sys.version.split()[0],
+        **memory,
     }
     width = max(len(k) for k in figures)
     for key, value in figures.items():
         print(f"{key:<{width}}  {value}")
+    print(f"\nwhere an event's {us_per_event:.1f} µs go (cProfile shares):")
+    width = max(len(k) for k in stages)
+    for label, us in stages.items():
+        print(f"  {label:<{width}}  {us:6.1f} µs")
+    figures["breakdown_us_per_event"] = stages
     if out:
         Path(out).write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
     print(f"ratio={figures['ratio']}")

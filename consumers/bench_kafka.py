@@ -50,7 +50,12 @@ from consumers.bench_common import (
     watch_throughput,
     write_json,
 )
-from consumers.settings import Settings, kafka_client_config, load_settings
+from consumers.settings import (
+    TRANSACTIONAL_RETRY_BACKOFF_MS,
+    Settings,
+    kafka_client_config,
+    load_settings,
+)
 
 TARGET_RATIO = 0.7
 TARGET_P99_MS = 200.0
@@ -76,6 +81,7 @@ def passthrough(settings: Settings, stop: threading.Event) -> None:
     producer = KafkaProducer(
         **client, transactional_id=settings.transactional_id, enable_idempotence=True,
         acks="all", transaction_timeout_ms=settings.transaction_timeout_ms,
+        retry_backoff_ms=TRANSACTIONAL_RETRY_BACKOFF_MS,
     )  # fmt: skip
     producer.init_transactions()
     consumer = KafkaConsumer(
@@ -126,17 +132,20 @@ def _throughput(brk: Broker, workflows: Path, events: int, partitions: int,
         stage = StageProcess(kind, settings, workdir)
         meter = CpuMeter({"stage": stage.pid, "broker": brk.pid})
         try:
-            run = watch_throughput(settings, settings.group_id, events, meter)
+            run = watch_throughput(settings, events, [stage], meter)
         finally:
-            stage.stop()
+            run_exit = stage.stop()
         print(f"{kind}: {run['events_per_s']} events/s", file=sys.stderr)
-        if "cpu_stage_cores" in run:  # CPU time the stage process spent per event
+        run["exit_code"] = run_exit
+        if run["events_per_s"] and "cpu_stage_cores" in run:  # the stage's CPU time per event
             run["cpu_us_per_event"] = round(1e6 * run["cpu_stage_cores"] / run["events_per_s"])
         runs.append({"system": kind, **run})
-    baseline = (runs[0]["events_per_s"] + runs[2]["events_per_s"]) / 2
+    rates = [r["events_per_s"] for r in runs]
+    if not all(rates):
+        raise RuntimeError("a stage drained the backlog in one batch: raise --events")
+    baseline = (rates[0] + rates[2]) / 2
     return {"runs": runs, "passthrough_events_per_s": round(baseline),
-            "engine_events_per_s": runs[1]["events_per_s"],
-            "ratio": round(runs[1]["events_per_s"] / baseline, 3)}  # fmt: skip
+            "engine_events_per_s": rates[1], "ratio": round(rates[1] / baseline, 3)}  # fmt: skip
 
 
 # -- latency -------------------------------------------------------------------------------------
@@ -192,11 +201,12 @@ def _latency(brk: Broker, workflows: Path, partitions: int, *, rate: int,
         producer.join()
     finally:
         reader.close()
-        stage.stop()
+        code = stage.stop()
     measured = [json.loads(line)["event_id"] for line in lines[int(rate * warmup) :]]
     delays = [1000 * (arrived[e] - sent[e]) for e in measured if e in arrived]
     return {"system": kind, "rate": rate, "events": len(measured), "answered": len(delays),
-            **{f"{k}_ms": v for k, v in percentiles(delays).items()}, **cpu}  # fmt: skip
+            **{f"{k}_ms": v for k, v in percentiles(delays).items()}, **cpu,
+            "exit_code": code}  # fmt: skip
 
 
 # -- the command -------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ from kafka.errors import KafkaError, ProducerFencedError
 from structlog.contextvars import bind_contextvars, unbind_contextvars
 
 from consumers.metrics import EngineMetrics
-from consumers.settings import Settings, kafka_client_config
+from consumers.settings import TRANSACTIONAL_RETRY_BACKOFF_MS, Settings, kafka_client_config
 from engine.case import Case
 from engine.core import Engine
 from engine.problems import FengqiaoError
@@ -132,6 +132,7 @@ class EngineLoop:
             transaction_timeout_ms=self.settings.transaction_timeout_ms,
             enable_idempotence=True,
             acks="all",
+            retry_backoff_ms=TRANSACTIONAL_RETRY_BACKOFF_MS,
         )
         # Fences a predecessor with our transactional id and aborts its open transaction, so the
         # restore below reads a changelog without a dangling transaction of ours.

@@ -284,6 +284,17 @@ class Settings(BaseSettings):
         )
 
 
+TRANSACTIONAL_RETRY_BACKOFF_MS = 20
+"""`retry_backoff_ms` of our transactional producers (kafka-python's default: 100).
+
+A transaction that begins while the broker is still writing the previous one's commit markers
+is answered CONCURRENT_TRANSACTIONS and retried after this backoff. Back-to-back transactions,
+one per polled batch, hit it all the time. The Java client retries that case after 20 ms
+(KAFKA-5477); kafka-python 3.0 computes the same 20 ms but sleeps the configured backoff, so
+each batch paid up to 100 ms (measured: engine p99 at 1,000 events/s 297 ms → see README).
+"""
+
+
 def kafka_client_config(settings: Settings) -> dict[str, object]:
     """Keyword arguments for KafkaProducer, KafkaConsumer and KafkaAdminClient alike.
 

@@ -90,6 +90,14 @@ def test_bench_core_prints_figures_and_ratio(
     figures = json.loads(out.read_text(encoding="utf-8"))
     assert figures["events"] > 50
     assert figures["ratio"] == float(printed[-1].removeprefix("ratio="))
+    # every case of the stream opened and kept its timers; the heap they take is measured
+    assert figures["open_cases"] == figures["pending_timers"] == 50
+    assert figures["bytes_per_open_case"] > 0
+    # the breakdown splits the measured µs/event (shares of one profile, the rest included)
+    stages = figures["breakdown_us_per_event"]
+    assert len(stages) == 7
+    assert sum(stages.values()) == pytest.approx(figures["engine_us_per_event"], abs=0.5)
+    assert stages["decode + validate event (json, pydantic)"] > 0
 
 
 def test_run_with_invalid_settings_exits_2_naming_the_variable(

@@ -89,6 +89,10 @@ COVERED: dict[str, str] = {
     "make test": MAKE,
     f"{FENGQIAO} schemas export": f"{UNIT}test_cli.py::test_committed_json_schemas_are_up_to_date",
     f"{FENGQIAO} bench core": f"{UNIT}test_cli.py::test_bench_core_prints_figures_and_ratio",
+    f"{FENGQIAO} bench kafka --out bench-kafka.json":
+        f"{INTEGRATION}test_bench.py::test_bench_kafka_tiny",
+    f"{FENGQIAO} bench scale --out bench-scale.json":
+        f"{INTEGRATION}test_bench.py::test_bench_scale_tiny",
     f"{FENGQIAO} demo":
         f"{UNIT}test_demo.py::test_small_town_prints_the_summary_and_writes_the_report",
     "deploy/local/kafka start --dir /tmp/fq-kafka": f"{INTEGRATION}conftest.py::kafka_bootstrap",
