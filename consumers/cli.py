@@ -263,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--repeat", type=int, default=3, help="best of N runs (core)")
     p.add_argument(
-        "--events", type=int, default=30_000, help="backlog for throughput (kafka, scale)"
+        "--events", type=int, default=60_000, help="backlog for throughput (kafka, scale)"
     )
     p.add_argument("--partitions", type=int, default=4, help="partitions (kafka, scale)")
     p.add_argument("--rates", default="500,1000,2000", help="offered events/s for latency (kafka)")
