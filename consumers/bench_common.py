@@ -205,7 +205,10 @@ class StageProcess:
     """A stage as a child process configured like `fengqiao run` (FENGQIAO_* from `settings`,
     + `env`): `engine` is `fengqiao run --role engine`, `passthrough` the bench's baseline."""
 
-    def __init__(self, kind: str, settings: Settings, workdir: Path, **env: str) -> None:
+    def __init__(
+        self, kind: str, settings: Settings, workdir: Path, profile: Path | None = None, **env: str
+    ) -> None:
+        """`profile`: run the stage under cProfile, writing its stats there on exit."""
         self.kind = kind
         self.port = free_port()
         values = {
@@ -223,6 +226,8 @@ class StageProcess:
         child = {k: v for k, v in child_env().items() if not k.startswith("FENGQIAO_")}
         child.update({f"FENGQIAO_{k}": str(v) for k, v in values.items()})
         module = ["consumers.cli", "run"] if kind == "engine" else ["consumers.bench_kafka"]
+        if profile is not None:
+            module = ["cProfile", "-o", str(profile), "-m", *module]
         self.log = workdir / f"{kind}-{self.port}.log"
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
@@ -245,6 +250,11 @@ class StageProcess:
                 return
             time.sleep(0.1)
         raise RuntimeError(f"{self.kind} not ready after {timeout_s}s; see {self.log}")
+
+    def owned_partitions(self) -> int:
+        """Partitions the engine holds now, from its log (restored minus revoked)."""
+        text = self.log.read_text(encoding="utf-8", errors="replace")
+        return text.count('"partition.restored"') - text.count('"partition.revoked"')
 
     def _ready(self) -> bool:
         if self.kind != "engine":

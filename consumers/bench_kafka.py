@@ -7,10 +7,15 @@ one transaction per poll, commit the offsets with `send_offsets_to_transaction`
 The engine is `fengqiao run --role engine` (memory store, `events` clock). Both run as child
 processes, each with an interpreter of its own.
 
-- Throughput: N canonical events are produced once; the pass-through drains them, then the
-  engine, then the pass-through again (the machine is noisy: the baseline is the mean of the
-  runs around the engine). Events/s counts from the first committed offset seen to the last,
-  so start-up, restore and the group join are left out.
+- Throughput: N canonical events are produced once; a pass-through drains them to warm the
+  broker up (not counted: the first pass over a fresh broker is the slowest), then the
+  pass-through, the engine and the pass-through again (the machine is noisy: the baseline is
+  the mean of the runs around the engine). Events/s counts from the first committed offset seen
+  to the last, so start-up, restore and the group join are left out.
+- Where the engine's time goes: one more engine run on the same backlog under cProfile, its
+  main thread's wall time split between the core, encoding, kafka-python's send, the
+  transaction commit (waiting on the broker), polling and metrics. The profiler slows Python
+  code, not waits: the split is a guide to what dominates, not a second measurement.
 - Latency: at each offered rate, a paced producer sends fresh events (send time kept per
   event_id) while a `read_committed` consumer of the outputs notes when the first record
   caused by each event becomes visible. The first `warmup` seconds are not counted.
@@ -19,6 +24,7 @@ processes, each with an interpreter of its own.
 from __future__ import annotations
 
 import json
+import pstats
 import signal
 import sys
 import tempfile
@@ -124,7 +130,7 @@ def _throughput(brk: Broker, workflows: Path, events: int, partitions: int,
     print(f"producing {events} events to {partitions} partitions ...", file=sys.stderr)
     produce(base, stream(events))
     runs: list[dict[str, Any]] = []
-    for kind in ("passthrough", "engine", "passthrough"):
+    for n, kind in enumerate(("passthrough", "passthrough", "engine", "passthrough")):
         settings = bench_settings(
             brk.bootstrap, unique(kind), partitions, workflows=workflows, clock="events",
             topic_case_events=base.topic_case_events,
@@ -139,13 +145,59 @@ def _throughput(brk: Broker, workflows: Path, events: int, partitions: int,
         run["exit_code"] = run_exit
         if run["events_per_s"] and "cpu_stage_cores" in run:  # the stage's CPU time per event
             run["cpu_us_per_event"] = round(1e6 * run["cpu_stage_cores"] / run["events_per_s"])
-        runs.append({"system": kind, **run})
+        if n > 0:  # the first is the warm-up
+            runs.append({"system": kind, **run})
     rates = [r["events_per_s"] for r in runs]
     if not all(rates):
         raise RuntimeError("a stage drained the backlog in one batch: raise --events")
     baseline = (rates[0] + rates[2]) / 2
     return {"runs": runs, "passthrough_events_per_s": round(baseline),
-            "engine_events_per_s": rates[1], "ratio": round(rates[1] / baseline, 3)}  # fmt: skip
+            "engine_events_per_s": rates[1], "ratio": round(rates[1] / baseline, 3),
+            "engine_profile": _profiled(brk, workflows, events, partitions, workdir,
+                                        topic=base.topic_case_events)}  # fmt: skip
+
+
+# Parts of the engine's main thread, by inclusive wall time (file suffix, function name).
+ENGINE_PARTS: list[tuple[str, list[tuple[str, str]]]] = [
+    ("core: decode, decide, build records", [("engine/replay.py", "feed")]),
+    ("encode records + snapshots (JSON)", [("consumers/engine_loop.py", "_emit"),
+                                           ("engine/store.py", "encode_case")]),
+    ("kafka-python send() (into the batch)", [("kafka/producer/kafka.py", "send")]),
+    ("transaction: offsets + commit (waits)", [
+        ("kafka/producer/kafka.py", "send_offsets_to_transaction"),
+        ("kafka/producer/kafka.py", "commit_transaction"),
+        ("kafka/producer/kafka.py", "begin_transaction")]),
+    ("kafka-python poll (fetch, decode)", [("kafka/consumer/group.py", "poll")]),
+    ("metrics, gauges, lag", [("consumers/engine_loop.py", "_count"),
+                              ("consumers/engine_loop.py", "_refresh_gauges"),
+                              ("consumers/engine_loop.py", "_refresh_lag")]),
+    ("state store writes", [("engine/store.py", "write")]),
+]  # fmt: skip
+
+
+def _profiled(brk: Broker, workflows: Path, events: int, partitions: int, workdir: Path, *,
+              topic: str) -> dict[str, Any]:  # fmt: skip
+    """One more engine run on the backlog, under cProfile: where its main thread's time goes."""
+    settings = bench_settings(brk.bootstrap, unique("profiled"), partitions, workflows=workflows,
+                              clock="events", topic_case_events=topic)  # fmt: skip
+    stats_path = workdir / "engine.prof"
+    stage = StageProcess("engine", settings, workdir, profile=stats_path)
+    try:
+        watch_throughput(settings, events, [stage], CpuMeter({}))
+    finally:
+        stage.stop()
+    stats = pstats.Stats(str(stats_path))
+    table: dict[tuple[str, int, str], tuple[Any, ...]] = stats.stats  # type: ignore[attr-defined]
+    run_s = sum(row[3] for (path, _l, func), row in table.items()
+                if func == "run" and path.endswith("consumers/engine_loop.py"))  # fmt: skip
+    parts = {
+        label: sum(row[3] for (path, _l, func), row in table.items()
+                   for suffix, name in wanted if func == name and path.endswith(suffix))
+        for label, wanted in ENGINE_PARTS
+    }  # fmt: skip
+    parts["the rest of the loop"] = run_s - sum(parts.values())
+    return {"events": events, "wall_s": round(run_s, 2),
+            "us_per_event": {k: round(1e6 * v / events, 1) for k, v in parts.items()}}  # fmt: skip
 
 
 # -- latency -------------------------------------------------------------------------------------
@@ -247,6 +299,11 @@ def report(figures: dict[str, Any]) -> None:
     )  # fmt: skip
     verdict = "met" if t["ratio"] >= TARGET_RATIO else "MISSED"
     print(f"engine / pass-through = {t['ratio']}  (target ≥ {TARGET_RATIO}: {verdict})")
+    prof = t["engine_profile"]
+    print_table(
+        f"engine main thread under cProfile ({prof['events']} events, {prof['wall_s']} s)",
+        ["part", "µs/event"], list(prof["us_per_event"].items()),
+    )  # fmt: skip
     print_table(
         "latency, produce → committed output (ms)",
         ["system", "rate/s", "answered", "p50", "p95", "p99", "max", "cpu_stage_cores"],

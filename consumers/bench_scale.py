@@ -10,8 +10,9 @@
    timer's delay is when its batch is ready to commit minus its due instant; Kafka's transaction
    is not included (`bench kafka` measures it). The baseline for the restore is a raw read of
    the same changelog with the same client (no decoding), in the same process.
-3. Two engine processes on four partitions against one, on the same backlog of events: the
-   window opens when every process is ready (partitions assigned), so the join is left out.
+3. Two engine processes on four partitions against one, on the same backlog of events, which
+   is produced once every process holds its partitions (no rebalance inside the window); the
+   window opens at the first commit seen.
 """
 
 from __future__ import annotations
@@ -217,12 +218,13 @@ def scale_out(bootstrap: str, broker_pid: int | None, workflows: Path, events: i
     for procs in (1, 2, 1):
         settings = bench_settings(bootstrap, unique(f"out{procs}"), 4, workflows=workflows,
                                   clock="events")  # fmt: skip
-        produce(settings, lines)
         stages = [StageProcess("engine", settings, workdir, INSTANCE_ID=f"i{k}")
                   for k in range(procs)]  # fmt: skip
         try:
-            for stage in stages:
-                stage.wait_ready()
+            _wait_spread(stages, settings.partitions)
+            # Only now the backlog: a process that joined late would cost a rebalance (and
+            # the restores it brings) inside the measured window.
+            produce(settings, lines)
             pids: dict[str, int | None] = {f"engine{k}": s.pid for k, s in enumerate(stages)}
             meter = CpuMeter({**pids, "broker": broker_pid})
             run = watch_throughput(settings, events, stages, meter)
@@ -239,6 +241,19 @@ def scale_out(bootstrap: str, broker_pid: int | None, workflows: Path, events: i
         print("scale-out: backlog too small to measure, raise --events", file=sys.stderr)
         return {"runs": runs, "ratio": None}
     return {"runs": runs, "ratio": round(2 * rates[1] / (rates[0] + rates[2]), 3)}
+
+
+def _wait_spread(stages: list[StageProcess], partitions: int, timeout_s: float = 120) -> None:
+    """Until every process is ready and holds some of the partitions, all of them assigned."""
+    for stage in stages:
+        stage.wait_ready()
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        owned = [stage.owned_partitions() for stage in stages]
+        if sum(owned) == partitions and min(owned) > 0:
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"partitions not spread over {len(stages)} processes in {timeout_s}s")
 
 
 # -- the command -------------------------------------------------------------------------------

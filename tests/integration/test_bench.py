@@ -33,6 +33,10 @@ def test_bench_kafka_tiny(
     assert [r["system"] for r in throughput["runs"]] == ["passthrough", "engine", "passthrough"]
     assert all(_positive(r["events_per_s"]) for r in throughput["runs"])
     assert _positive(throughput["ratio"])
+    split = throughput["engine_profile"]["us_per_event"]  # the profiled run, part by part
+    assert _positive(split["core: decode, decide, build records"])
+    assert _positive(split["kafka-python send() (into the batch)"])
+    assert _positive(split["transaction: offsets + commit (waits)"])
     assert [(r["system"], r["rate"]) for r in figures["latency"]] == [
         ("passthrough", 200),
         ("engine", 200),
