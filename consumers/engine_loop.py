@@ -41,7 +41,7 @@ from engine.case import Case
 from engine.core import Engine
 from engine.problems import FengqiaoError
 from engine.replay import Replay
-from engine.store import StateStore, decode_case, encode_case
+from engine.store import StateStore, encode_case
 from schemas.records import OutputRecord
 
 log = structlog.get_logger("fengqiao.engine")
@@ -234,16 +234,16 @@ class EngineLoop:
             else:
                 reader.seek(tp, start)
             end = reader.end_offsets([tp])[tp]
-            upserts: dict[str, Case] = {}
+            upserts: dict[str, bytes] = {}  # the snapshots as read (the store decodes them)
             deletes: set[str] = set()
             while (remaining := end - reader.position(tp)) > 0:
                 self.metrics.restore_remaining.labels(str(partition)).set(remaining)
                 for message in reader.poll(timeout_ms=500).get(tp, []):
                     _restore_one(message, upserts, deletes)
                 if len(upserts) + len(deletes) >= RESTORE_CHUNK:
-                    self.store.write(partition, upserts, deletes, reader.position(tp))
+                    self.store.write_snapshots(partition, upserts, deletes, reader.position(tp))
                     upserts, deletes = {}, set()
-            self.store.write(partition, upserts, deletes, end)
+            self.store.write_snapshots(partition, upserts, deletes, end)
             self.metrics.restore_remaining.labels(str(partition)).set(0)
         finally:
             reader.close()
@@ -421,13 +421,13 @@ class EngineLoop:
                 self.metrics.consumer_lag.labels(str(p)).set(max(0, highwater - position))
 
 
-def _restore_one(message: Any, upserts: dict[str, Case], deletes: set[str]) -> None:
+def _restore_one(message: Any, upserts: dict[str, bytes], deletes: set[str]) -> None:
     case_id = message.key.decode()
     if message.value is None:
         upserts.pop(case_id, None)
         deletes.add(case_id)
     else:
-        upserts[case_id] = decode_case(message.value)
+        upserts[case_id] = message.value
         deletes.discard(case_id)
 
 

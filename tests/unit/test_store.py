@@ -262,6 +262,26 @@ def test_upserts_replace_and_deletes_remove(store: StateStore, samples: dict[str
     assert list(store.cases(0)) == []
 
 
+def test_snapshots_as_read_from_the_changelog_are_written_like_cases(
+    store: StateStore, samples: dict[str, Case]
+) -> None:
+    """The restore path: changelog values go in as bytes; reading gives the same cases as
+    `write` would have stored, counts and offsets included."""
+    grid, closed = renamed(samples["grid"], "a"), renamed(samples["closed"], "b")
+    raw = {case.case_id: encode_case(case).encode() for case in (grid, closed)}
+    store.write_snapshots(2, raw, changelog_offset=7)
+    assert store.get(2, "a") == grid
+    assert list(store.cases(2)) == [grid, closed]
+    assert (store.count(2), store.changelog_offset(2)) == (2, 7)
+    later = renamed(samples["paused"], "a")
+    store.write_snapshots(2, {"a": encode_case(later).encode()}, deletes=["b"])
+    assert list(store.cases(2)) == [later]
+    assert (store.count(2), store.changelog_offset(2)) == (1, 7)
+    with pytest.raises(ValueError, match="both upserted and deleted"):
+        store.write_snapshots(2, {"a": raw["a"]}, deletes=["a"])
+    assert list(store.cases(2)) == [later]  # the refused batch changed nothing
+
+
 def test_partitions_are_isolated(store: StateStore, samples: dict[str, Case]) -> None:
     one, other = renamed(samples["grid"], "same"), renamed(samples["paused"], "same")
     store.write(0, {"same": one, "x": renamed(one, "x")}, changelog_offset=10)
