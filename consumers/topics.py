@@ -216,10 +216,17 @@ class _ConnectFailures(logging.Handler):
         super().__init__(logging.WARNING)
         self.auth: KafkaError | None = None
         self.tls: BaseException | None = None
+        self.cut_during_sasl = False
+        """The broker closed a connection while our SASL login was in flight. Under load
+        kafka-python can drop the broker's refusal that came with the close (its transport
+        treats end-of-stream as an error and discards the bytes read with it), so this is often
+        the only sign of refused credentials."""
 
     def emit(self, record: logging.LogRecord) -> None:
         args = record.args if isinstance(record.args, tuple) else ()
         for arg in args:
+            if _sasl_in_flight(arg):
+                self.cut_during_sasl = True
             if isinstance(arg, SaslAuthenticationFailedError | UnsupportedSaslMechanismError):
                 self.auth = arg
             elif isinstance(arg, ssl.SSLError) or (
@@ -236,6 +243,14 @@ class _ConnectFailures(logging.Handler):
                 f"{settings.sasl_mechanism}: {detail}; check {env_name('sasl_mechanism')}, "
                 f"{env_name('sasl_username')} and {env_name('sasl_password')}"
             )
+        if self.cut_during_sasl and settings.security_protocol.startswith("SASL_"):
+            return (
+                f"{where} closed the connection during the SASL login of "
+                f"{settings.sasl_username!r} with {settings.sasl_mechanism}: the credentials or "
+                f"the mechanism were refused or could not be verified; check "
+                f"{env_name('sasl_mechanism')}, {env_name('sasl_username')} and "
+                f"{env_name('sasl_password')}"
+            )
         if self.tls is not None:
             return (
                 f"TLS handshake with {where} failed: {self.tls}; check "
@@ -243,6 +258,26 @@ class _ConnectFailures(logging.Handler):
                 f"{env_name('security_protocol')}"
             )
         return None
+
+
+_SASL_API_KEYS = frozenset({17, 36})
+"""SaslHandshake and SaslAuthenticate: a connection lost with one of these in flight was cut
+by the broker in the middle of our login."""
+
+
+def _sasl_in_flight(arg: object) -> bool:
+    """Whether `arg` is a kafka-python connection whose last request in flight is a SASL one
+    (read from its protocol parser, which keeps the request headers after the socket closed)."""
+    parser = getattr(arg, "parser", None)
+    headers = getattr(parser, "in_flight_requests", None)
+    if not headers:
+        return False
+    try:
+        last = headers[-1]
+    except (IndexError, TypeError):
+        return False
+    api_key = getattr(last, "request_api_key", getattr(last, "api_key", None))
+    return api_key in _SASL_API_KEYS
 
 
 def tls_problem(settings: Settings) -> str | None:

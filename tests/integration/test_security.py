@@ -301,10 +301,18 @@ def test_wrong_credentials_are_refused_with_a_clear_error(secured: Secured, tmp_
     errors = [line for line in output.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1, output
     if sasl:
-        assert re.search(r"refused the SASL login of 'alice' with (PLAIN|SCRAM-SHA-\d+)",
-                         errors[0]), output  # fmt: skip
-        assert env_name("sasl_password") in errors[0]
-        assert "Authentication failed" in errors[0]  # the broker's own reason
+        # Either the broker's refusal reached us (then its own reason is quoted), or the broker
+        # closed the connection mid-login and kafka-python dropped the refusal with the bytes of
+        # the close (seen under load): then we say the login was cut, never "cannot reach".
+        refused = re.search(r"refused the SASL login of 'alice' with (PLAIN|SCRAM-SHA-\d+): "
+                            r"Authentication failed", errors[0])  # fmt: skip
+        cut = re.search(r"closed the connection during the SASL login of 'alice' with "
+                        r"(PLAIN|SCRAM-SHA-\d+): the credentials or the mechanism were refused",
+                        errors[0])  # fmt: skip
+        assert refused or cut, output
+        assert "cannot reach" not in errors[0], output
+        for variable in ("sasl_mechanism", "sasl_username", "sasl_password"):
+            assert env_name(variable) in errors[0], output
     else:
         assert "cannot load the client certificate" in errors[0], output
         assert env_name("ssl_password") in errors[0]

@@ -10,9 +10,12 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kafka.errors import KafkaConnectionError, SaslAuthenticationFailedError
+from kafka.protocol.parser import KafkaProtocol
+from kafka.protocol.sasl import SaslAuthenticateRequest
 
 from consumers.settings import Settings, load_settings
 from consumers.topics import _ConnectFailures, tls_problem
@@ -106,6 +109,45 @@ def test_a_refused_login_is_named_with_the_variables_to_check() -> None:
         "with SASL mechanism SCRAM-SHA-256; check FENGQIAO_SASL_MECHANISM, FENGQIAO_SASL_USERNAME "
         "and FENGQIAO_SASL_PASSWORD"
     )
+
+
+class _Connection:
+    """What kafka-python's KafkaConnection offers the watcher: its protocol parser."""
+
+    def __init__(self, *requests: Any) -> None:
+        self.parser = KafkaProtocol(client_id="test")
+        for request in requests:
+            self.parser.send_request(request)
+
+
+def _sasl_authenticate() -> Any:
+    request = SaslAuthenticateRequest(b"n,,n=alice")
+    request.API_VERSION = 2
+    return request
+
+
+def test_a_login_cut_by_the_broker_is_not_called_unreachable() -> None:
+    """Under load kafka-python can drop the broker's refusal that came with the close: the
+    connection lost during the SASL exchange is then the only sign of refused credentials."""
+    settings = load_settings({"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "PLAIN",
+                              "sasl_username": "alice", "sasl_password": "pw"})  # fmt: skip
+    failures = _ConnectFailures()
+    failures.handle(_record(_Connection(_sasl_authenticate()), KafkaConnectionError("closed")))
+    assert failures.refusal(settings) == (
+        "Kafka at 127.0.0.1:9092 (SASL_PLAINTEXT) closed the connection during the SASL login of "
+        "'alice' with PLAIN: the credentials or the mechanism were refused or could not be "
+        "verified; check FENGQIAO_SASL_MECHANISM, FENGQIAO_SASL_USERNAME and "
+        "FENGQIAO_SASL_PASSWORD"
+    )
+
+
+def test_a_connection_lost_outside_the_login_says_nothing_of_credentials() -> None:
+    settings = load_settings({"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "PLAIN",
+                              "sasl_username": "alice", "sasl_password": "pw"})  # fmt: skip
+    failures = _ConnectFailures()
+    failures.handle(_record(_Connection(), KafkaConnectionError("socket disconnected")))
+    failures.handle(_record("bootstrap-0", KafkaConnectionError("socket disconnected")))
+    assert failures.refusal(settings) is None
 
 
 def test_a_failed_handshake_is_named() -> None:
