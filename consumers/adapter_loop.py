@@ -17,6 +17,7 @@ import structlog
 from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 from kafka.errors import KafkaError, ProducerFencedError
 
+from consumers.membership import Membership, heartbeat_interval_ms, state_name
 from consumers.settings import TRANSACTIONAL_RETRY_BACKOFF_MS, Settings, kafka_client_config
 from engine.intake import IntakeContext, Refused, translate
 from engine.records import rejection
@@ -44,6 +45,7 @@ class AdapterLoop:
         self.settings = settings
         self.stop = threading.Event()
         self.alive_at = time.monotonic()
+        self.membership = Membership(session_timeout_s=settings.session_timeout_ms / 1000)
         self.topics = intake_topics(settings)
         secret = settings.person_key_secret
         self.ctx = IntakeContext(
@@ -73,12 +75,17 @@ class AdapterLoop:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=self.settings.batch_max_records,
+            session_timeout_ms=self.settings.session_timeout_ms,
+            heartbeat_interval_ms=heartbeat_interval_ms(self.settings.session_timeout_ms),
         )
         self._consumer.subscribe(sorted(self.topics))
+        self.membership.subscribe(time.monotonic())
         log.info("adapters.started", topics=len(self.topics))
         try:
             while not self.stop.is_set():
                 self.alive_at = time.monotonic()
+                meta = self._consumer.group_metadata()
+                self.membership.observe(state_name(meta.state), meta.generation_id, self.alive_at)
                 polled = self._consumer.poll(timeout_ms=self.settings.commit_interval_ms)
                 if polled:
                     self._run_batch(polled)

@@ -35,8 +35,10 @@ from kafka import (
 from kafka.errors import KafkaError, ProducerFencedError
 from structlog.contextvars import bind_contextvars, unbind_contextvars
 
+from consumers.membership import GroupWatch, Membership, heartbeat_interval_ms
 from consumers.metrics import EngineMetrics
 from consumers.settings import TRANSACTIONAL_RETRY_BACKOFF_MS, Settings, kafka_client_config
+from consumers.topics import TopicsError, admin_client
 from engine.case import Case
 from engine.core import Engine
 from engine.problems import FengqiaoError
@@ -112,7 +114,7 @@ class EngineLoop:
         fixed = settings.fixed_now
         self.clock: Clock = clock or (FixedClock(fixed) if fixed else WallClock())
         self.stop = threading.Event()
-        self.ready = threading.Event()
+        self.membership = Membership(session_timeout_s=settings.session_timeout_ms / 1000)
         self.alive_at = time.monotonic()
         self.partitions: dict[int, _Partition] = {}
         self.fatal: str | None = None
@@ -121,6 +123,7 @@ class EngineLoop:
         self._client = {**kafka_client_config(settings), "reconnect_backoff_max_ms": 2000}
         self._consumer: KafkaConsumer | None = None
         self._producer: KafkaProducer | None = None
+        self._watch: GroupWatch | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -144,12 +147,19 @@ class EngineLoop:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=self.settings.batch_max_records,
+            session_timeout_ms=self.settings.session_timeout_ms,
+            heartbeat_interval_ms=heartbeat_interval_ms(self.settings.session_timeout_ms),
         )
         self._consumer.subscribe([self.settings.topic_case_events], listener=_Listener(self))
+        self.membership.subscribe(time.monotonic())
+        watch = GroupWatch(self.membership, self.metrics, self.settings.topic_case_events,
+                           group_members=self._group_members)  # fmt: skip
+        self._watch = watch
         log.info("engine.started", group=self.settings.group_id)
         try:
             while not self.stop.is_set():
                 self.alive_at = time.monotonic()
+                watch.turn(self._consumer)
                 polled = self._consumer.poll(timeout_ms=self._poll_timeout_ms())
                 if self.partitions and not self.stop.is_set():
                     self._run_batch(polled)
@@ -157,6 +167,17 @@ class EngineLoop:
             self._close()
         if self.fatal is not None:
             raise FengqiaoError(self.fatal)
+
+    def _group_members(self) -> int | None:
+        """How many members the engine's group has (asked only while this one holds nothing);
+        None when the broker cannot say right now."""
+        try:
+            with admin_client(self.settings, timeout_ms=5_000) as admin:
+                described = admin.describe_groups([self.settings.group_id])
+        except (TopicsError, KafkaError) as err:
+            log.warning("group.describe_failed", error=type(err).__name__)
+            return None
+        return len(described.get(self.settings.group_id, {}).get("members", []))
 
     def _close(self) -> None:
         if self._consumer is not None:
@@ -179,7 +200,11 @@ class EngineLoop:
     # -- rebalancing ---------------------------------------------------------------------------
 
     def assign(self, assigned: Iterable[TopicPartition]) -> None:
-        self.ready.clear()  # /readyz: not ready while a partition's cases are being restored
+        assigned = list(assigned)
+        # /readyz: not ready while a partition's cases are being restored
+        self.membership.assigning(frozenset(tp.partition for tp in assigned))
+        if self._watch is not None:
+            self._watch.rebalanced()
         for tp in sorted(assigned, key=lambda t: t.partition):
             started = time.monotonic()
             self.partitions[tp.partition] = self._restore(tp.partition)
@@ -188,7 +213,7 @@ class EngineLoop:
                      cases=self.store.count(tp.partition))  # fmt: skip
         self._refuse_unloaded_versions()
         self._refresh_gauges()
-        self.ready.set()
+        self.membership.assignment_restored()
 
     def _refuse_unloaded_versions(self) -> None:
         """Open cases whose workflow version is not loaded must not be touched (their events
@@ -210,6 +235,7 @@ class EngineLoop:
 
     def revoke(self, revoked: Iterable[TopicPartition]) -> None:
         """Batches commit before every poll, so no transaction is open here: just let go."""
+        self.membership.revoked()
         for tp in revoked:
             self.partitions.pop(tp.partition, None)
             self.metrics.forget_partition(tp.partition)

@@ -23,7 +23,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar, cast, get_args
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Enum,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+)
 
 from consumers.case_gauges import NO_TIER, CaseTally, seed_keys
 from engine.case import Case
@@ -273,6 +280,10 @@ class EngineMetrics:
     cases: Gauge
     restore_seconds: Histogram
     restore_remaining: Gauge
+    group_state: Enum
+    group_generation: Gauge
+    rebalances: Counter
+    group_lag: Gauge
 
     @classmethod
     def create(
@@ -316,6 +327,17 @@ class EngineMetrics:
                 "fengqiao_restore_remaining_records",
                 "Changelog records still to read while restoring a partition.",
                 ["partition"], registry=r),
+            group_state=Enum("fengqiao_consumer_group_state",
+                             "This member's state in the engine's consumer group.",
+                             states=["unjoined", "rebalancing", "stable"], registry=r),
+            group_generation=Gauge("fengqiao_consumer_group_generation",
+                                   "Generation of the group this member last joined.",
+                                   registry=r),
+            rebalances=Counter("fengqiao_consumer_group_rebalances_total",
+                               "Assignments received (one per completed rebalance).", registry=r),
+            group_lag=Gauge("fengqiao_group_lag",
+                            "Input records the whole group has not committed yet, over every "
+                            "partition of case-events (seen from this member).", registry=r),
         )  # fmt: skip
         for outcome in ("committed", "aborted"):
             metrics.transactions.labels(outcome)

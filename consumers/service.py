@@ -13,6 +13,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
@@ -65,14 +66,8 @@ def run_service(settings: Settings) -> int:
         loops.append(adapters)
     if settings.role in ("all", "engine"):
         loops.append(engine)
-    http = HttpServer(
-        metrics_registry,
-        alive=lambda: all(time.monotonic() - lp.alive_at < LIVENESS_SECONDS for lp in loops),
-        ready=lambda: (
-            settings.role == "adapters" or engine.ready.is_set(),
-            "restoring partitions from the changelog",
-        ),
-    )
+    alive, ready = probes(loops, engine if settings.role != "adapters" else None)
+    http = HttpServer(metrics_registry, alive=alive, ready=ready)
     port = http.start(settings.http_host, settings.http_port)
     log.info("http.listening", port=port, role=settings.role)
 
@@ -98,6 +93,31 @@ def run_service(settings: Settings) -> int:
         http.stop()
         store.close()
     return 1 if failures else 0
+
+
+def probes(
+    loops: list[EngineLoop | AdapterLoop], engine: EngineLoop | None
+) -> tuple[Callable[[], tuple[bool, str]], Callable[[], tuple[bool, str]]]:
+    """`/healthz` and `/readyz` of a process running `loops` (see consumers/membership.py).
+
+    Alive: every loop turns (it polls at least every commit interval) and is settled in its
+    group. Ready: the engine's membership says so (a process without an engine is ready)."""
+
+    def alive() -> tuple[bool, str]:
+        now = time.monotonic()
+        for lp in loops:
+            name = type(lp).__name__
+            if now - lp.alive_at > LIVENESS_SECONDS:
+                return False, f"{name}: no turn of the loop for {now - lp.alive_at:.0f} s"
+            ok, reason = lp.membership.liveness(now)
+            if not ok:
+                return False, f"{name}: {reason}"
+        return True, "ok"
+
+    def ready() -> tuple[bool, str]:
+        return engine.membership.readiness() if engine is not None else (True, "ready")
+
+    return alive, ready
 
 
 def _guarded(

@@ -150,6 +150,16 @@ class Settings(BaseSettings):
     batch_max_records: PositiveInt = 500
     commit_interval_ms: PositiveInt = 100
     transaction_timeout_ms: PositiveInt = 10000
+    session_timeout_ms: int = Field(
+        default=45000,
+        ge=6000,
+        le=300000,
+        description=(
+            "Consumer-group session timeout: a member silent this long is dropped and its "
+            "partitions move. `/healthz` fails after 3 of them without a stable membership. "
+            "Within the broker's group.min/max.session.timeout.ms (6 s and 30 min by default)."
+        ),
+    )
     clock: ClockMode = Field(
         default="wall",
         description=(

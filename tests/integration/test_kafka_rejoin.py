@@ -18,7 +18,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-import pytest
 from kafka import KafkaConsumer
 from kafka.coordinator.base import MemberState
 

@@ -1,0 +1,185 @@
+"""Is this engine really a working member of its consumer group? The truth behind the probes.
+
+Why: a loop that turns is not a loop that works. kafka-python can leave a member stuck in a
+rebalance while `poll()` keeps returning (consumers/kafka_rejoin.py), and the first assignment of
+a fresh group is often empty; before this module the engine answered `/readyz` ready after any
+assignment callback, even an empty one, and `/healthz` ok as long as `poll()` returned.
+
+- **ready** (`/readyz`): the member is *stable* in its group, its assignment has been restored
+  from the changelog, and it holds partitions — or holds none because the group has at least as
+  many members as the input has partitions (a standby).
+- **alive** (`/healthz`): not unsettled (unjoined or rebalancing) for more than
+  `UNSETTLED_SESSIONS` session timeouts in a row while subscribed. A rebalance finishes well within
+  one session timeout; a member that has not settled after three is stuck, and a restart helps.
+
+`Membership` only judges what the loop tells it (no I/O, no clock of its own: times are passed
+in), so the rules are unit-tested; `GroupWatch` asks the broker the two things the member cannot
+see from inside (the group's size and its lag over every input partition), on the loop's thread,
+at most every `WATCH_INTERVAL_S`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from kafka import TopicPartition
+from kafka.errors import KafkaError
+
+from consumers.metrics import EngineMetrics
+
+log = structlog.get_logger("fengqiao.engine")
+
+UNSETTLED_SESSIONS = 3
+"""`/healthz` fails after this many session timeouts without a stable membership."""
+
+WATCH_INTERVAL_S = 15.0
+"""How often the loop asks the broker for the group's size and lag."""
+
+WATCH_TIMEOUT_MS = 2_000
+"""The longest the loop waits for one of those answers (the next turn asks again)."""
+
+GROUP_STATES = ("unjoined", "rebalancing", "stable")
+
+
+def heartbeat_interval_ms(session_timeout_ms: int) -> int:
+    """Kafka's advice: heartbeats at most a third of the session timeout (3 s, the default, for
+    the default 45 s; 1.2 s for the broker's minimum of 6 s)."""
+    return min(3_000, session_timeout_ms // 5)
+
+
+def state_name(raw: object) -> str:
+    """kafka-python's MemberState values ('<stable>') as our names ('stable')."""
+    name = str(raw).strip("<>")
+    return name if name in GROUP_STATES else "unjoined"
+
+
+@dataclass
+class Membership:
+    """The group as this member last saw it, and what follows for readiness and liveness."""
+
+    session_timeout_s: float
+    state: str = "unjoined"
+    generation: int = -1
+    subscribed_at: float | None = None
+    settled_at: float | None = None
+    """Last instant the member was seen stable (monotonic seconds)."""
+    assigned: frozenset[int] | None = None
+    """Partitions of the last assignment (None before the first one)."""
+    restored: bool = False
+    group_members: int | None = None
+    """Members of the group at the last look (only asked while this member holds nothing)."""
+    input_partitions: int | None = None
+
+    def subscribe(self, now: float) -> None:
+        self.subscribed_at = now
+
+    def observe(self, state: str, generation: int, now: float) -> None:
+        self.state, self.generation = state, generation
+        if state == "stable":
+            self.settled_at = now
+
+    def assigning(self, partitions: frozenset[int]) -> None:
+        """An assignment arrived; it is restored next (the listener runs the restore)."""
+        self.assigned, self.restored = partitions, False
+        self.group_members = None  # who else is there may have changed
+
+    def assignment_restored(self) -> None:
+        self.restored = True
+
+    def revoked(self) -> None:
+        self.assigned, self.restored = None, False
+
+    @property
+    def standby(self) -> bool:
+        """Holding nothing is right: the group has a member for every input partition."""
+        members, partitions = self.group_members, self.input_partitions
+        return members is not None and partitions is not None and members >= partitions
+
+    def readiness(self) -> tuple[bool, str]:  # noqa: PLR0911 - one answer per step of joining
+        if self.subscribed_at is None:
+            return False, "not subscribed yet"
+        if self.state != "stable":
+            return False, f"consumer group {self.state} (generation {self.generation})"
+        if self.assigned is None:
+            return False, "waiting for the first assignment"
+        if not self.restored:
+            return False, "restoring partitions from the changelog"
+        if self.assigned:
+            return True, "ready"
+        if self.standby:
+            return True, "ready (standby: the group has a member for every partition)"
+        if self.group_members is None:
+            return False, "holds no partitions; asking the group how many members it has"
+        return False, (
+            f"holds no partitions while the group has {self.group_members} members for "
+            f"{self.input_partitions} partitions"
+        )
+
+    def liveness(self, now: float) -> tuple[bool, str]:
+        if self.subscribed_at is None:
+            return True, "ok"
+        since = max(self.subscribed_at, self.settled_at or self.subscribed_at)
+        unsettled = now - since
+        limit = UNSETTLED_SESSIONS * self.session_timeout_s
+        if self.state != "stable" and unsettled > limit:
+            return False, (
+                f"consumer group not joined for {unsettled:.0f} s (more than "
+                f"{UNSETTLED_SESSIONS} session timeouts): state {self.state}, "
+                f"generation {self.generation}"
+            )
+        return True, "ok"
+
+
+@dataclass
+class GroupWatch:
+    """Feeds `Membership` and the group metrics from the consumer, once per loop turn."""
+
+    membership: Membership
+    metrics: EngineMetrics
+    topic: str
+    group_members: Callable[[], int | None]
+    """Asks the broker how many members the group has (an admin call; None: no answer)."""
+    clock: Callable[[], float] = time.monotonic
+    _last_watch: float = field(default=float("-inf"))
+
+    def __post_init__(self) -> None:
+        self._last_watch = self.clock()  # the first look comes after the first assignment
+
+    def turn(self, consumer: Any) -> None:
+        meta = consumer.group_metadata()
+        now = self.clock()
+        state = state_name(meta.state)
+        self.membership.observe(state, meta.generation_id, now)
+        self.metrics.group_state.state(state)
+        self.metrics.group_generation.set(meta.generation_id)
+        if now - self._last_watch < WATCH_INTERVAL_S:
+            return
+        self._last_watch = now
+        try:
+            self._watch(consumer, state)
+        except KafkaError as err:  # a probe, not a reason to stop: try again next interval
+            log.warning("group.watch_failed", error=type(err).__name__)
+
+    def rebalanced(self) -> None:
+        """An assignment arrived: count it, and look at the group again on the next turn."""
+        self.metrics.rebalances.inc()
+        self._last_watch = float("-inf")
+
+    def _watch(self, consumer: Any, state: str) -> None:
+        partitions = consumer.partitions_for_topic(self.topic) or set()
+        self.membership.input_partitions = len(partitions) or None
+        tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+        if tps:
+            ends = consumer.end_offsets(tps, timeout_ms=WATCH_TIMEOUT_MS)
+            lag = 0
+            for tp in tps:
+                committed = consumer.committed(tp, timeout_ms=WATCH_TIMEOUT_MS) or 0
+                lag += max(0, ends.get(tp, 0) - committed)
+            self.metrics.group_lag.set(lag)
+        held = self.membership.assigned
+        if state == "stable" and held is not None and not held:
+            self.membership.group_members = self.group_members()
