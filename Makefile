@@ -9,7 +9,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck unit integration bench clean
+.PHONY: demo test test-stress stress-bench lint typecheck layers unit integration bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,15 @@ integration: $(STAMP)
 # FENGQIAO_REQUIRE_KAFKA=1: a broker that cannot be started fails the run instead of skipping.
 test: $(STAMP) lint typecheck
 	FENGQIAO_REQUIRE_KAFKA=1 $(BIN)/pytest -q
+
+# The integration tests with a CPU burner per core alongside (what shook out the hangs of a
+# loaded CI machine); and the Kafka benchmark's smoke test 20 times in a row under load.
+test-stress: $(STAMP)
+	FENGQIAO_REQUIRE_KAFKA=1 $(BIN)/python -m tests.stress -- $(BIN)/pytest -m "integration" -q
+
+stress-bench: $(STAMP)
+	FENGQIAO_REQUIRE_KAFKA=1 $(BIN)/python -m tests.stress --repeat 20 -- \
+		$(BIN)/pytest -q -p no:cacheprovider tests/integration/test_bench.py -k kafka_tiny
 
 bench: $(STAMP)
 	$(BIN)/fengqiao bench core

@@ -17,6 +17,9 @@ from consumers.cli import main
 from consumers.report import OUTCOME_COLORS, RUNG_COLORS
 from tests.e2e.png import decode
 
+# The first test may install Debian packages with apt (prometheus, chromium): minutes.
+pytestmark = pytest.mark.timeout(900)
+
 FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",

@@ -50,6 +50,7 @@ def own_broker(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)
 def test_engine_survives_a_broker_restart(
     own_broker: tuple[str, Path], unique_name: Callable[[str], str], tmp_path: Path
 ) -> None:

@@ -10,6 +10,7 @@ from tests.integration.chaos import run_chaos
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)
 def test_chaos_run_equals_simulate(kafka_bootstrap: str, tmp_path: Path) -> None:
     """≥100,000 events over ≥5,000 cases, two engines and the adapters, 20 SIGKILLs, a zombie
     paused past its session timeout, a broker restart (the run owns its broker; the session

@@ -110,6 +110,7 @@ def test_events_in_records_out_with_dead_letters(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)
 def test_exactly_once_under_sigkill(
     kafka_bootstrap: str, unique_name: Callable[[str], str], tmp_path: Path
 ) -> None:
@@ -144,6 +145,7 @@ def test_exactly_once_under_sigkill(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)
 def test_two_processes_join_and_leave_mid_stream(
     kafka_bootstrap: str, unique_name: Callable[[str], str], tmp_path: Path
 ) -> None:

@@ -16,6 +16,7 @@ import urllib.error
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from consumers.bench_core import synthetic_stream
@@ -24,6 +25,9 @@ from consumers.topics import create_topics
 from tests.integration.harness import ROOT, EngineProcess, produce, tick_events
 from tests.integration.prometheus_tools import PrometheusServer, free_port, http_get
 from tests.promql import alert_operands, all_expressions, metric_names, substitute
+
+# The first test may install Debian packages with apt (prometheus, chromium): minutes.
+pytestmark = pytest.mark.timeout(900)
 
 PARTITIONS = 3
 CHUNKS = 5

@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import subprocess
 
+import pytest
+
 from tests.integration.prometheus_tools import find_tool
 from tests.promql import PROMETHEUS, ROOT, RULE_FILES
+
+# The first test may install Debian packages with apt (prometheus, chromium): minutes.
+pytestmark = pytest.mark.timeout(900)
 
 PROMTOOL_TESTS = sorted((ROOT / "tests" / "prometheus").glob("*.test.yml"))
 
