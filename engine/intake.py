@@ -1,5 +1,5 @@
 """Translate native intake messages into canonical `CaseEvent`s (pure; the Kafka loop is in
-`consumers/adapter_loop.py`).
+`consumers/kafka/adapter_loop.py`).
 
 Identity is deterministic, so re-sent messages are duplicates, not new events:
 - `case_id` = `<channel>:<external number>` (ticket, report, petition, incident, filing number),

@@ -33,3 +33,7 @@ class InvalidWorkflowError(FengqiaoError):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = sorted(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class StoreClosedError(FengqiaoError, RuntimeError):
+    """A state store was used after `close()`."""

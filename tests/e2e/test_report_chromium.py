@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from consumers.cli import main
-from consumers.report import OUTCOME_COLORS, RUNG_COLORS
+from consumers.cli.main import main
+from consumers.demo.report import OUTCOME_COLORS, RUNG_COLORS
 from tests.e2e.png import decode
 
 # The first test may install Debian packages with apt (prometheus, chromium): minutes.

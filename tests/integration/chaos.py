@@ -30,13 +30,13 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from consumers.settings import Settings
-from consumers.topics import create_topics
+from consumers.kafka.topics import create_topics
+from consumers.runtime.settings import Settings
 from engine.core import Engine
 from engine.intake import IntakeContext, Refused, translate
 from engine.registry import WorkflowRegistry
 from engine.replay import Replay
-from engine.store import decode_case
+from engine.stores import decode_case
 from tests.integration.harness import ROOT, EngineProcess, by_case, read_all, tick_events
 
 LOCAL_KAFKA = ROOT / "deploy" / "local" / "kafka"

@@ -42,8 +42,8 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     import kafka  # noqa: F401
 
-from consumers.settings import Settings, load_settings
-from consumers.topics import TopicsError, admin_client, create_topics
+from consumers.kafka.topics import TopicsError, admin_client, create_topics
+from consumers.runtime.settings import Settings, load_settings
 from schemas.intake.channels import CHANNELS
 
 HERE = Path(__file__).resolve().parent

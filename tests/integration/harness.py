@@ -122,7 +122,7 @@ class EngineProcess:
     def start(self) -> None:
         with self.log_path.open("ab") as log:  # the child keeps its own descriptor
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "consumers.cli", "run"],
+                [sys.executable, "-m", "consumers.cli.main", "run"],
                 cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
 

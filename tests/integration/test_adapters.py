@@ -14,8 +14,8 @@ from pathlib import Path
 
 from kafka import KafkaProducer
 
-from consumers.settings import Settings
-from consumers.topics import create_topics
+from consumers.kafka.topics import create_topics
+from consumers.runtime.settings import Settings
 from tests.integration.harness import ROOT, EngineProcess, read_all
 from tests.integration.intake_samples import INVALID, SAMPLES, SECRETS, encode
 

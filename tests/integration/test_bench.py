@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from consumers.cli import main
+from consumers.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[2]
 

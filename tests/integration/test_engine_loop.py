@@ -1,6 +1,6 @@
 """`fengqiao run` against a real Kafka broker: committed output equals `simulate`.
 
-Every test runs the engine as a real process (`python -m consumers.cli run`) with the `events`
+Every test runs the engine as a real process (`python -m consumers.cli.main run`) with the `events`
 clock, so the committed content of `fengqiao.transitions` can be compared, case by case, with
 what the pure replay produces for the same input.
 """
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from consumers.bench_core import synthetic_stream
-from consumers.settings import Settings
-from consumers.topics import create_topics
+from consumers.bench.core import synthetic_stream
+from consumers.kafka.topics import create_topics
+from consumers.runtime.settings import Settings
 from tests.integration.harness import (
     ROOT,
     EngineProcess,

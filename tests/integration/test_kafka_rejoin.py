@@ -3,7 +3,7 @@
 A consumer that subscribes to a fresh topic joins before the topic's metadata arrives
 (generation 1 assigns nothing), then must join again once it does. Polled with a zero timeout,
 every JoinGroup outlives the `poll()` that started it, which is exactly the window of the bug
-(consumers/kafka_rejoin.py). Without the workaround the member ends *stuck*: a finished join
+(consumers/kafka/rejoin.py). Without the workaround the member ends *stuck*: a finished join
 nobody will collect, `need_rejoin()` false, state REBALANCING, nothing assigned. With it, every
 member joins with its partitions.
 
@@ -21,8 +21,8 @@ from collections.abc import Callable
 from kafka import KafkaConsumer
 from kafka.coordinator.base import MemberState
 
-from consumers import kafka_rejoin
-from consumers.settings import Settings
+from consumers.kafka import rejoin as kafka_rejoin
+from consumers.runtime.settings import Settings
 
 ATTEMPTS = 6
 SECONDS_PER_ATTEMPT = 10.0
@@ -81,7 +81,7 @@ def test_without_the_workaround_a_fresh_consumer_gets_stuck(
     outcomes = _attempts(make_topics, unique_name, workaround=False)
     assert "stuck" in outcomes, (
         f"kafka-python no longer gets stuck ({outcomes}): the workaround in "
-        "consumers/kafka_rejoin.py may be dropped"
+        "consumers/kafka/rejoin.py may be dropped"
     )
 
 

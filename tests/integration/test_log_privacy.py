@@ -13,8 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from consumers.settings import Settings
-from consumers.topics import create_topics
+from consumers.kafka.topics import create_topics
+from consumers.runtime.settings import Settings
 from tests.integration.harness import ROOT, EngineProcess, produce, read_all
 from tests.integration.intake_samples import ID_NUMBERS, NAMES, PHONES, SECRETS
 

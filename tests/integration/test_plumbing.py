@@ -10,8 +10,8 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType
 
-from consumers.settings import Settings, kafka_client_config
-from consumers.topics import DAY_MS, check_topics, create_topics, topic_specs
+from consumers.kafka.topics import DAY_MS, check_topics, create_topics, topic_specs
+from consumers.runtime.settings import Settings, kafka_client_config
 
 SettingsFactory = Callable[..., Settings]
 

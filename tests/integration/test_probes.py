@@ -19,16 +19,16 @@ from dataclasses import dataclass
 import pytest
 from prometheus_client import CollectorRegistry
 
-from consumers import kafka_rejoin
-from consumers.engine_loop import EngineLoop
-from consumers.http import HttpServer
-from consumers.membership import UNSETTLED_SESSIONS
-from consumers.metrics import EngineMetrics
-from consumers.service import probes
-from consumers.settings import Settings
+from consumers.cli.service import probes
+from consumers.kafka import rejoin as kafka_rejoin
+from consumers.kafka.engine_loop import EngineLoop
+from consumers.kafka.membership import UNSETTLED_SESSIONS
+from consumers.runtime.http import HttpServer
+from consumers.runtime.metrics import EngineMetrics
+from consumers.runtime.settings import Settings
 from engine.core import Engine
 from engine.registry import WorkflowRegistry
-from engine.store import MemoryStore
+from engine.stores import MemoryStore
 
 SESSION_TIMEOUT_MS = 6_000  # the broker's minimum: the drill's limit is 3 × 6 s = 18 s
 

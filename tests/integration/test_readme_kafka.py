@@ -21,8 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from consumers.settings import load_settings
-from consumers.topics import topic_specs
+from consumers.kafka.topics import topic_specs
+from consumers.runtime.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,7 +44,7 @@ def _get(url: str) -> tuple[int, str]:
 
 def _fengqiao(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "consumers.cli", *args],
+        [sys.executable, "-m", "consumers.cli.main", *args],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
 
@@ -79,7 +79,7 @@ def test_topics_create_then_run_serves_probes_and_stops_on_sigterm(
         assert again.returncode == 0, again.stderr
         log = (tmp_path / "run.log").open("wb")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "consumers.cli", "run"],
+            [sys.executable, "-m", "consumers.cli.main", "run"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         try:

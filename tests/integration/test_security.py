@@ -3,10 +3,10 @@
 For each of SSL (with a client certificate: mutual TLS), SASL_PLAINTEXT + PLAIN,
 SASL_PLAINTEXT + SCRAM-SHA-256 and SASL_SSL + SCRAM-SHA-512, a broker of our own is started with
 `deploy/local/kafka start --security ...` (a throwaway CA, PLAIN users in JAAS, SCRAM users made
-at format time). Topics are created through `consumers.topics.create_topics`, the engine runs as
-a real process configured only through `FENGQIAO_*` variables, and its committed output is read
-back over the same secured connection and compared with `simulate`. Wrong credentials make the
-engine exit 2 with one clear line, no traceback; no secret appears in any output.
+at format time). Topics are created through `consumers.kafka.topics.create_topics`, the engine
+runs as a real process configured only through `FENGQIAO_*` variables, and its committed output
+is read back over the same secured connection and compared with `simulate`. Wrong credentials
+make the engine exit 2 with one clear line, no traceback; no secret appears in any output.
 
 The brokers are this module's own (the session broker is PLAINTEXT); one runs at a time.
 """
@@ -30,8 +30,8 @@ from typing import Any
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from consumers.settings import Settings, env_name, kafka_client_config, load_settings
-from consumers.topics import create_topics
+from consumers.kafka.topics import create_topics
+from consumers.runtime.settings import Settings, env_name, kafka_client_config, load_settings
 from engine.intake import IntakeContext, Refused, translate
 from tests.integration.harness import ROOT, EngineProcess, by_case, simulate
 from tests.integration.intake_samples import SAMPLES, encode

@@ -35,8 +35,9 @@ def _folder(path: Path, *, v1: bool, v2: bool) -> Path:
 
 
 def _migrate(env: dict[str, str], *extra: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "consumers.cli", "migrate", "--from", "dispute-escalation@1",
-               "--to", "dispute-escalation@2", "--map", "grid.mediating=grid.handling",
+    command = [sys.executable, "-m", "consumers.cli.main", "migrate",
+               "--from", "dispute-escalation@1", "--to", "dispute-escalation@2",
+               "--map", "grid.mediating=grid.handling",
                "--sla", "keep", "--at", "2025-09-27T09:00:00+08:00", *extra]  # fmt: skip
     return subprocess.run(command, cwd=ROOT, env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
                           capture_output=True, text=True, timeout=120, check=False)  # fmt: skip

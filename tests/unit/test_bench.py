@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from consumers.bench_common import percentiles, stream
-from consumers.bench_scale import BURST, DUE, scale_case, templates
+from consumers.bench.common import percentiles, stream
+from consumers.bench.scale import BURST, DUE, scale_case, templates
 
 pytestmark = pytest.mark.unit
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from consumers.cli import main
-from consumers.schema_export import schema_documents
+from consumers.cli.main import main
+from consumers.cli.schemas import schema_documents
 
 pytestmark = pytest.mark.unit
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from consumers.cli import main
+from consumers.cli.main import main
 from engine.validate import check_file
 
 pytestmark = pytest.mark.unit

@@ -22,11 +22,11 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from consumers.cli import main
-from consumers.demo import DemoOptions, run_demo
-from consumers.demo_files import Checkpoint, FolderError, RecordLog, RunFolder
-from consumers.town import TownSpec
-from consumers.town_stats import RESOLVED_OUTCOMES, Tally, ladders_of
+from consumers.cli.main import main
+from consumers.demo.files import Checkpoint, FolderError, RecordLog, RunFolder
+from consumers.demo.run import DemoOptions, run_demo
+from consumers.demo.town import TownSpec
+from consumers.demo.town_stats import RESOLVED_OUTCOMES, Tally, ladders_of
 from engine.registry import WorkflowRegistry
 
 pytestmark = pytest.mark.unit
@@ -139,8 +139,8 @@ def test_another_town_in_the_folder_is_refused_until_fresh(
 
 
 def _cli(out: Path, *flags: str) -> subprocess.Popen[str]:
-    command = [sys.executable, "-m", "consumers.cli", "demo", "--size", "20000", "--days", "60",
-               "--port", "0", "--out", str(out), *flags]  # fmt: skip
+    command = [sys.executable, "-m", "consumers.cli.main", "demo", "--size", "20000",
+               "--days", "60", "--port", "0", "--out", str(out), *flags]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
     return subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True

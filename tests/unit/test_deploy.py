@@ -16,9 +16,9 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from consumers.cli import build_parser
-from consumers.metrics import EngineMetrics
-from consumers.settings import ENV_PREFIX, Settings, env_name
+from consumers.cli.main import build_parser
+from consumers.runtime.metrics import EngineMetrics
+from consumers.runtime.settings import ENV_PREFIX, Settings, env_name
 from engine.registry import WorkflowRegistry
 from schemas.intake.channels import CHANNELS
 
@@ -70,7 +70,7 @@ def test_every_fengqiao_variable_is_a_real_setting() -> None:
         for name in re.findall(r"\bFENGQIAO_[A-Z0-9_]*[A-Z0-9]", path.read_text(encoding="utf-8")):
             used.setdefault(name, set()).add(str(path.relative_to(ROOT)))
     unknown = {name: sorted(files) for name, files in used.items() if name not in known}
-    assert not unknown, f"not Settings fields (consumers/settings.py): {unknown}"
+    assert not unknown, f"not Settings fields (consumers/runtime/settings.py): {unknown}"
     assert "FENGQIAO_INSTANCE_ID" in used
     assert "FENGQIAO_BOOTSTRAP_SERVERS" in used
 
@@ -100,7 +100,7 @@ def test_the_metrics_port_is_the_settings_default_everywhere() -> None:
 
 
 def test_probes_point_at_the_http_servers_endpoints() -> None:
-    http = (ROOT / "consumers" / "http.py").read_text(encoding="utf-8")
+    http = (ROOT / "consumers" / "runtime" / "http.py").read_text(encoding="utf-8")
     container = _k8s()["StatefulSet"]["spec"]["template"]["spec"]["containers"][0]
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
@@ -166,7 +166,7 @@ def test_metric_names_referenced_are_registered_by_the_code() -> None:
         for name in re.findall(r"(?<![\w:])fengqiao_[a-z0-9_]*[a-z0-9](?![\w:])", text):
             if name not in registered:
                 missing.setdefault(str(path.relative_to(ROOT)), set()).add(name)
-    assert not missing, f"metric names not registered by consumers/metrics.py: {missing}"
+    assert not missing, f"metric names not registered by consumers/runtime/metrics.py: {missing}"
 
 
 def test_the_workflows_configmap_is_the_workflows_folder() -> None:
@@ -229,6 +229,6 @@ def test_commands_in_the_manifests_are_real_cli_commands() -> None:
     for args in used:
         assert args[0].strip('"') in commands, args
     pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
-    assert 'fengqiao = "consumers.cli:main"' in pyproject
+    assert 'fengqiao = "consumers.cli.main:main"' in pyproject
     for copied in re.findall(r"^COPY (?!--)(\S+)", dockerfile, re.M):
         assert (ROOT / copied).exists(), copied

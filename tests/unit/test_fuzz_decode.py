@@ -26,7 +26,7 @@ from engine.decode import (
 )
 from engine.records import MAX_ORIGINAL_JSON
 from engine.replay import Replay
-from engine.store import decode_case, encode_case
+from engine.stores import decode_case, encode_case
 from schemas.events import CaseEvent
 from schemas.records import EventRejected
 from tests.unit.fuzzing import fuzz, json_values, mutate_bytes, nested, text, timestamps

@@ -8,7 +8,7 @@ Regenerating the goldens is a deliberate act, never done by the tests: after che
 changed output is *right*, run from the repository root
 
     for n in dispute-escalation petition hotline-12345; do
-      PYTHONPATH=. python -m consumers.cli simulate --events workflows/examples/$n.jsonl \
+      PYTHONPATH=. python -m consumers.cli.main simulate --events workflows/examples/$n.jsonl \
         --until 2026-06-01T00:00:00+08:00 --out tests/golden/$n.records.jsonl
     done
 
@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from consumers.simulate import simulate
+from consumers.cli.simulate import simulate
 from engine.core import Engine
 from engine.registry import WorkflowRegistry
 from engine.replay import Replay, ReplayStats

@@ -7,7 +7,7 @@ import argparse
 
 import pytest
 
-from consumers.cli import build_parser, main
+from consumers.cli.main import build_parser, main
 
 pytestmark = pytest.mark.unit
 

@@ -1,4 +1,4 @@
-"""consumers/http.py over a real socket: /metrics, /healthz, /readyz, 404, no access log."""
+"""consumers/runtime/http.py over a real socket: /metrics, /healthz, /readyz, 404, no access log."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from consumers.http import CheckResult, HttpServer
+from consumers.runtime.http import CheckResult, HttpServer
 
 pytestmark = pytest.mark.unit
 

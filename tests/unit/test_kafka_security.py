@@ -1,6 +1,6 @@
-"""The connection checks of `consumers.topics` that need no broker: TLS files are checked before
-connecting, refused logins and failed handshakes are named from kafka-python's own log records,
-and nothing shown carries a secret. (The same paths against real brokers:
+"""The connection checks of `consumers.kafka.topics` that need no broker: TLS files are checked
+before connecting, refused logins and failed handshakes are named from kafka-python's own log
+records, and nothing shown carries a secret. (The same paths against real brokers:
 tests/integration/test_security.py.)"""
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from kafka.errors import KafkaConnectionError, SaslAuthenticationFailedError
 from kafka.protocol.parser import KafkaProtocol
 from kafka.protocol.sasl import SaslAuthenticateRequest
 
-from consumers.settings import Settings, load_settings
-from consumers.topics import _ConnectFailures, tls_problem
+from consumers.kafka.topics import _ConnectFailures, tls_problem
+from consumers.runtime.settings import Settings, load_settings
 
 pytestmark = pytest.mark.unit
 

@@ -1,4 +1,4 @@
-"""Logging without personal data (consumers/logs.py): the redaction processor, and the whole
+"""Logging without personal data (consumers/runtime/logs.py): the redaction processor, and the whole
 configured pipeline rendering to a stream, in JSON and console form."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 import structlog
 from structlog.contextvars import bound_contextvars
 
-from consumers.logs import REDACTED, configure_logging, redact, redact_text
+from consumers.runtime.logs import REDACTED, configure_logging, redact, redact_text
 
 pytestmark = pytest.mark.unit
 

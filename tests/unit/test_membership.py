@@ -1,4 +1,4 @@
-"""The readiness and liveness rules of `consumers.membership`, without a broker (the same
+"""The readiness and liveness rules of `consumers.kafka.membership`, without a broker (the same
 rules on the real broker, with a stuck member: tests/integration/test_probes.py)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consumers.membership import (
+from consumers.kafka.membership import (
     UNSETTLED_SESSIONS,
     Membership,
     heartbeat_interval_ms,

@@ -1,4 +1,4 @@
-"""Business metrics derived from committed records and held cases (consumers/metrics.py).
+"""Business metrics derived from committed records and held cases (consumers/runtime/metrics.py).
 
 The engine feeds them one committed batch at a time, with the store's cases as they were before
 the batch; these tests do the same with the pure replay, so what is checked here is what
@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from consumers.bench_core import synthetic_stream
-from consumers.case_gauges import FAMILIES
-from consumers.metrics import (
+from consumers.bench.core import synthetic_stream
+from consumers.runtime.case_gauges import FAMILIES
+from consumers.runtime.metrics import (
     ESCALATION_BUCKETS,
     RECORD_TYPES,
     BusinessMetrics,

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from consumers.metrics import EngineMetrics
+from consumers.runtime.metrics import EngineMetrics
 from engine.registry import WorkflowRegistry
 from tests.promql import (
     DASHBOARDS,

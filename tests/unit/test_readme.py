@@ -1,7 +1,7 @@
 """Every shell command in README.md is exercised by a test.
 
 The commands are read from the README's ```sh blocks (comments dropped, `\\` continuations
-joined). A cheap command runs here (`.venv/bin/fengqiao` becomes `python -m consumers.cli`, the
+joined). A cheap command runs here (`.venv/bin/fengqiao` becomes `python -m consumers.cli.main`, the
 same entry point) and its output is checked; any other command must be mapped in `COVERED` to
 the test (or fixture) that runs it, and that test must exist. A README command in neither
 table, or an entry for a command the README no longer has, fails the suite: add the command's
@@ -147,7 +147,7 @@ def test_cheap_readme_commands_run(command: str) -> None:
     argv = shlex.split(command)
     assert argv[0] == FENGQIAO
     done = subprocess.run(
-        [sys.executable, "-m", "consumers.cli", *argv[1:]],
+        [sys.executable, "-m", "consumers.cli.main", *argv[1:]],
         cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr

@@ -1,4 +1,5 @@
-"""consumers/settings.py: env parsing, validation messages, secrets, Kafka client keywords."""
+"""consumers/runtime/settings.py: env parsing, validation messages, secrets, Kafka client
+keywords."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from consumers.settings import Settings, SettingsError, kafka_client_config, load_settings
+from consumers.runtime.settings import Settings, SettingsError, kafka_client_config, load_settings
 
 pytestmark = pytest.mark.unit
 

@@ -1,4 +1,4 @@
-"""The state store contract (engine/store.py), one suite over every implementation.
+"""The state store contract (engine/stores/), one suite over every implementation.
 
 Cases are real ones, made by the core from `case.reported` events, so a change to the case
 record that breaks its snapshot breaks these tests. Nothing here is timed.
@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from engine.case import Case
 from engine.core import Engine
-from engine.store import (
+from engine.stores import (
     MemoryStore,
     SqliteStore,
     StateStore,

@@ -1,7 +1,7 @@
 """Is this engine really a working member of its consumer group? The truth behind the probes.
 
 Why: a loop that turns is not a loop that works. kafka-python can leave a member stuck in a
-rebalance while `poll()` keeps returning (consumers/kafka_rejoin.py), and the first assignment of
+rebalance while `poll()` keeps returning (consumers/kafka/rejoin.py), and the first assignment of
 a fresh group is often empty; before this module the engine answered `/readyz` ready after any
 assignment callback, even an empty one, and `/healthz` ok as long as `poll()` returned.
 
@@ -29,7 +29,7 @@ import structlog
 from kafka import TopicPartition
 from kafka.errors import KafkaError
 
-from consumers.metrics import EngineMetrics
+from consumers.runtime.metrics import EngineMetrics
 
 log = structlog.get_logger("fengqiao.engine")
 

@@ -32,7 +32,7 @@ from prometheus_client import (
     ProcessCollector,
 )
 
-from consumers.case_gauges import NO_TIER, CaseTally, seed_keys
+from consumers.runtime.case_gauges import NO_TIER, CaseTally, seed_keys
 from engine.case import Case
 from engine.machine import BREACH_TRIGGER
 from engine.registry import WorkflowRegistry

@@ -1,6 +1,6 @@
 """The `fengqiao demo` sub-command: its flags and their help, kept beside the demo.
 
-Why a module of its own: `consumers/cli.py` is the one file every command touches; the demo's
+Why a module of its own: `consumers/cli/main.py` is the one file every command touches; the demo's
 dozen lines of flags live here so that changing them never conflicts with the other commands.
 """
 
@@ -12,8 +12,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from consumers.demo import DEFAULT_PORT, DEFAULT_SPEED, DemoOptions, run_demo
-from consumers.town import DEFAULT_POPULATION, DEFAULT_START, TownSpec
+from consumers.demo.run import DEFAULT_PORT, DEFAULT_SPEED, DemoOptions, run_demo
+from consumers.demo.town import DEFAULT_POPULATION, DEFAULT_START, TownSpec
 
 DESCRIPTION = """\
 Play a synthetic town through the engine, no Kafka needed: residents report disputes (grid

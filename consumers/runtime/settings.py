@@ -32,8 +32,6 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from consumers import kafka_rejoin
-
 ENV_PREFIX = "FENGQIAO_"
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
@@ -312,11 +310,7 @@ def kafka_client_config(settings: Settings) -> dict[str, object]:
 
     `bootstrap_servers` plus the security settings; only keys all three clients accept. The
     result holds secrets in clear text: pass it to the client, never log or print it.
-
-    Every client we build comes through here, so this is where kafka-python's stuck-rejoin
-    workaround is put in place (once per process) before the first consumer exists.
     """
-    kafka_rejoin.apply()
     config: dict[str, object] = {
         "bootstrap_servers": settings.bootstrap_servers.split(","),
         "security_protocol": settings.security_protocol,

@@ -35,15 +35,15 @@ from kafka import (
 from kafka.errors import KafkaError, ProducerFencedError
 from structlog.contextvars import bind_contextvars, unbind_contextvars
 
-from consumers.membership import GroupWatch, Membership, heartbeat_interval_ms
-from consumers.metrics import EngineMetrics
-from consumers.settings import TRANSACTIONAL_RETRY_BACKOFF_MS, Settings, kafka_client_config
-from consumers.topics import TopicsError, admin_client
+from consumers.kafka.membership import GroupWatch, Membership, heartbeat_interval_ms
+from consumers.kafka.topics import TopicsError, admin_client
+from consumers.runtime.metrics import EngineMetrics
+from consumers.runtime.settings import TRANSACTIONAL_RETRY_BACKOFF_MS, Settings, kafka_client_config
 from engine.case import Case
 from engine.core import Engine
 from engine.problems import FengqiaoError
 from engine.replay import Replay
-from engine.store import StateStore, encode_case
+from engine.stores import StateStore, encode_case
 from schemas.records import OutputRecord
 
 log = structlog.get_logger("fengqiao.engine")

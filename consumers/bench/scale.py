@@ -30,7 +30,7 @@ from typing import Any
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from prometheus_client import CollectorRegistry
 
-from consumers.bench_common import (
+from consumers.bench.common import (
     ROOT,
     CpuMeter,
     StageProcess,
@@ -47,14 +47,14 @@ from consumers.bench_common import (
     watch_throughput,
     write_json,
 )
-from consumers.engine_loop import EngineLoop
-from consumers.metrics import EngineMetrics
-from consumers.settings import Settings, kafka_client_config, load_settings
+from consumers.kafka.engine_loop import EngineLoop
+from consumers.runtime.metrics import EngineMetrics
+from consumers.runtime.settings import Settings, kafka_client_config, load_settings
 from engine.case import Case
 from engine.core import Engine
 from engine.registry import WorkflowRegistry
 from engine.replay import Replay
-from engine.store import StateStore, encode_case, open_store
+from engine.stores import StateStore, encode_case, open_store
 
 BURST = 10_000
 DUE = datetime.fromisoformat("2025-09-01T10:00:00+08:00")
@@ -107,7 +107,7 @@ def write_changelog(settings: Settings, cases: int) -> dict[str, Any]:
             "snapshot_bytes": round(size / cases)}  # fmt: skip
 
 
-# -- one store, in a fresh process (`python -m consumers.bench_scale SETTINGS_JSON`) -------------
+# -- one store, in a fresh process (`python -m consumers.bench.scale SETTINGS_JSON`) -------------
 
 
 def raw_read(settings: Settings) -> float:
@@ -196,7 +196,7 @@ def _in_child(settings: Settings, cases: int, baseline: bool) -> dict[str, Any]:
     plain = settings.model_dump(mode="json", exclude={"sasl_password", "ssl_password"})
     args = {"settings": plain, "cases": cases, "baseline": baseline}
     proc = subprocess.run(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-m", "consumers.bench_scale", json.dumps(args)],
+        [sys.executable, "-m", "consumers.bench.scale", json.dumps(args)],
         stdout=subprocess.PIPE, env=child_env(), cwd=ROOT, check=True,
     )  # fmt: skip
     result: dict[str, Any] = json.loads(proc.stdout.decode().splitlines()[-1])

@@ -1,257 +1,22 @@
-"""The state store port: the cases of each assigned Kafka partition, and how far they are restored.
-
-The Kafka shell keeps every open case of the partitions it owns in a `StateStore`. The source of
-truth is the compacted changelog topic `fengqiao.case-state` (key = case_id, value = the
-snapshot JSON of `encode_case`, or a tombstone): on assignment the shell restores a partition by
-reading the changelog from `changelog_offset(partition)` (or from the beginning when it is None)
-and writing what it reads; afterwards it writes each batch once the Kafka transaction that
-produced it has committed. A store is therefore only ever *behind* the changelog, never ahead.
-
-Contract of every implementation (tests/unit/test_store.py runs one suite over all of them):
-
-- `write` is one atomic batch: the upserts, the deletes and the new changelog offset are applied
-  together, or — when it raises — not at all. The whole batch is checked (and, for SQLite,
-  encoded) before anything changes. A case id may not be both upserted and deleted in one batch;
-  deleting an absent case is a no-op (tombstones may name cases the store never saw).
-- `changelog_offset` is the *next* changelog offset to read for that partition (the consumer's
-  position after the last record applied), stored in the same atomic write as the cases.
-- `cases(partition)` yields in case_id order and tolerates writes during the iteration (whether
-  it then sees the written cases is unspecified); the shell rebuilds its `TimerIndex` and gauges
-  from it after a restore.
-- Stores are not thread-safe: use each one from a single thread (the consumer loop), or
-  serialise calls yourself. Other threads (HTTP, metrics) should read figures the loop publishes.
-- After `close()`, every other method raises `StoreClosedError`; `close()` itself is idempotent.
-
-`open_store("memory")` is for tests, the demo and small deployments that restore from the
-changelog on every assignment; `open_store("sqlite:PATH")` keeps the cases on disk so a restart
-or a reassignment of the same partition only reads the changelog tail.
-"""
+"""The SQLite store: cases on disk, so a restart or a reassignment of the same partition reads
+only the changelog tail (see the contract in engine/ports.py)."""
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Protocol
 
 from engine.case import Case
-
-MAX_OFFSET = 2**63 - 1
-"""Kafka offsets are signed 64-bit, and so are SQLite integers."""
+from engine.problems import StoreClosedError
+from engine.stores.codec import check_batch, decode_case, encode_case
 
 SQLITE_SCHEMA_VERSION = 1
 """Kept in `PRAGMA user_version`; a file with another version is refused, never migrated blindly."""
 
 SQLITE_PAGE_SIZE = 1000
 """Cases decoded per query while iterating a partition (bounded memory, no long read snapshot)."""
-
-
-class StoreClosedError(RuntimeError):
-    """A store was used after `close()`."""
-
-
-def encode_case(case: Case) -> str:
-    """The snapshot JSON of a case: the changelog value and the SQLite row, byte for byte."""
-    return json.dumps(case.to_dict(), separators=(",", ":"), ensure_ascii=False)
-
-
-def decode_case(snapshot: str | bytes) -> Case:
-    """The case of a snapshot (a changelog value may be passed as the raw bytes)."""
-    return Case.from_dict(json.loads(snapshot))
-
-
-class StateStore(Protocol):
-    """The cases of each assigned partition and the changelog offset each is restored up to."""
-
-    @property
-    def persistent(self) -> bool:
-        """True when the data outlives the process, so a restore may resume from
-        `changelog_offset` instead of reading the changelog from the beginning."""
-        ...
-
-    def get(self, partition: int, case_id: str) -> Case | None:
-        """The stored case, or None."""
-        ...
-
-    def write(
-        self,
-        partition: int,
-        upserts: Mapping[str, Case],
-        deletes: Iterable[str] = (),
-        changelog_offset: int | None = None,
-    ) -> None:
-        """Apply one batch atomically: all of it, or nothing when it raises.
-
-        `upserts` maps each case_id to its new case (the key must equal `case.case_id`);
-        `deletes` are case ids to remove (absent ones are ignored; none may also be upserted);
-        `changelog_offset`, when given, is the next changelog offset to read for `partition`
-        once this batch is applied (None keeps the stored one). Raises TypeError or ValueError
-        for a malformed batch.
-        """
-        ...
-
-    def write_snapshots(
-        self,
-        partition: int,
-        snapshots: Mapping[str, bytes],
-        deletes: Iterable[str] = (),
-        changelog_offset: int | None = None,
-    ) -> None:
-        """`write` for changelog values as they were read (the UTF-8 JSON of `encode_case`),
-        keyed by case id: the restore path. A store that keeps snapshots as text stores them
-        unparsed (a million cases restore in half the time; a corrupt one fails when `cases`
-        reads it, still inside the restore); the others decode them."""
-        ...
-
-    def changelog_offset(self, partition: int) -> int | None:
-        """The next changelog offset to read; None: never restored, start from the beginning."""
-        ...
-
-    def cases(self, partition: int) -> Iterator[Case]:
-        """Every case of `partition`, in case_id order."""
-        ...
-
-    def count(self, partition: int | None = None) -> int:
-        """The number of cases of `partition`, or of all partitions."""
-        ...
-
-    def drop_partition(self, partition: int) -> None:
-        """Forget the cases and the changelog offset of `partition` (on revocation, when the
-        store is not persistent; a persistent store may keep them and later resume from its
-        changelog offset)."""
-        ...
-
-    def close(self) -> None:
-        """Release the store; idempotent."""
-        ...
-
-
-def open_store(spec: str) -> StateStore:
-    """A store from its configuration string: `memory` or `sqlite:PATH`."""
-    if spec == "memory":
-        return MemoryStore()
-    kind, sep, path = spec.partition(":")
-    if kind == "sqlite" and sep and path:
-        return SqliteStore(path)
-    raise ValueError(f"unknown state store {spec!r}: expected 'memory' or 'sqlite:PATH'")
-
-
-def _check_partition(partition: int) -> None:
-    if not isinstance(partition, int) or isinstance(partition, bool) or partition < 0:
-        raise ValueError(f"partition must be a non-negative int, not {partition!r}")
-
-
-def _check_batch(
-    partition: int,
-    upserts: Mapping[str, Case],
-    deletes: Iterable[str],
-    changelog_offset: int | None,
-) -> tuple[list[Case], list[str]]:
-    """Validate a whole batch before any of it is applied; returns (cases, case ids to delete)."""
-    _check_partition(partition)
-    cases: list[Case] = []
-    for case_id, case in upserts.items():
-        if not isinstance(case, Case):
-            raise TypeError(f"upsert {case_id!r} is a {type(case).__name__}, not a Case")
-        if case_id != case.case_id:
-            raise ValueError(f"upsert key {case_id!r} differs from its case_id {case.case_id!r}")
-        cases.append(case)
-    gone = list(deletes)
-    for case_id in gone:
-        if not isinstance(case_id, str):
-            raise TypeError(f"delete {case_id!r} is a {type(case_id).__name__}, not a str")
-        if case_id in upserts:
-            raise ValueError(f"case {case_id!r} is both upserted and deleted in one batch")
-    if changelog_offset is not None and (
-        not isinstance(changelog_offset, int)
-        or isinstance(changelog_offset, bool)
-        or not 0 <= changelog_offset <= MAX_OFFSET
-    ):
-        raise ValueError(f"changelog_offset must be an int in [0, 2**63), not {changelog_offset!r}")
-    return cases, gone
-
-
-class MemoryStore:
-    """Cases in dicts, as the (immutable) `Case` values written: nothing is encoded, so nothing
-    survives the process. `get` returns the very object written."""
-
-    def __init__(self) -> None:
-        self._cases: dict[int, dict[str, Case]] = {}
-        self._offsets: dict[int, int] = {}
-        self._closed = False
-
-    def __repr__(self) -> str:
-        return f"MemoryStore(partitions={sorted(self._cases)}, cases={self.count()})"
-
-    @property
-    def persistent(self) -> bool:
-        return False
-
-    def get(self, partition: int, case_id: str) -> Case | None:
-        self._check_open()
-        part = self._cases.get(partition)
-        return None if part is None else part.get(case_id)
-
-    def write(
-        self,
-        partition: int,
-        upserts: Mapping[str, Case],
-        deletes: Iterable[str] = (),
-        changelog_offset: int | None = None,
-    ) -> None:
-        self._check_open()
-        cases, gone = _check_batch(partition, upserts, deletes, changelog_offset)
-        # Nothing below can raise: the batch is applied whole.
-        part = self._cases.setdefault(partition, {})
-        for case in cases:
-            part[case.case_id] = case
-        for case_id in gone:
-            part.pop(case_id, None)
-        if not part:
-            del self._cases[partition]
-        if changelog_offset is not None:
-            self._offsets[partition] = changelog_offset
-
-    def write_snapshots(
-        self,
-        partition: int,
-        snapshots: Mapping[str, bytes],
-        deletes: Iterable[str] = (),
-        changelog_offset: int | None = None,
-    ) -> None:
-        upserts = {case_id: decode_case(value) for case_id, value in snapshots.items()}
-        self.write(partition, upserts, deletes, changelog_offset)
-
-    def changelog_offset(self, partition: int) -> int | None:
-        self._check_open()
-        return self._offsets.get(partition)
-
-    def cases(self, partition: int) -> Iterator[Case]:
-        self._check_open()
-        part = self._cases.get(partition, {})
-        return iter([part[case_id] for case_id in sorted(part)])
-
-    def count(self, partition: int | None = None) -> int:
-        self._check_open()
-        if partition is None:
-            return sum(len(part) for part in self._cases.values())
-        return len(self._cases.get(partition, ()))
-
-    def drop_partition(self, partition: int) -> None:
-        self._check_open()
-        self._cases.pop(partition, None)
-        self._offsets.pop(partition, None)
-
-    def close(self) -> None:
-        self._closed = True
-        self._cases.clear()
-        self._offsets.clear()
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise StoreClosedError("the memory store is closed")
 
 
 _SCHEMA = """
@@ -350,7 +115,7 @@ class SqliteStore:
         changelog_offset: int | None = None,
     ) -> None:
         db = self._conn()
-        cases, gone = _check_batch(partition, upserts, deletes, changelog_offset)
+        cases, gone = check_batch(partition, upserts, deletes, changelog_offset)
         rows = [(partition, case.case_id, encode_case(case)) for case in cases]
         self._apply(db, partition, rows, gone, changelog_offset)
 
@@ -362,7 +127,7 @@ class SqliteStore:
         changelog_offset: int | None = None,
     ) -> None:
         db = self._conn()
-        _, gone = _check_batch(partition, {}, deletes, changelog_offset)
+        _, gone = check_batch(partition, {}, deletes, changelog_offset)
         both = snapshots.keys() & set(gone)
         if both:
             raise ValueError(f"case {min(both)!r} is both upserted and deleted in one batch")

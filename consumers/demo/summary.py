@@ -10,9 +10,9 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from consumers.report import RATIO_NAMES, RunInfo, percent
-from consumers.town import TownSpec
-from consumers.town_stats import Tally
+from consumers.demo.report import RATIO_NAMES, RunInfo, percent
+from consumers.demo.town import TownSpec
+from consumers.demo.town_stats import Tally
 
 
 def tier_table(tally: Tally) -> Table:

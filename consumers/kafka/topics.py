@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from consumers.settings import Settings, env_name, kafka_client_config
+from consumers.runtime.settings import Settings, env_name, kafka_client_config
 from schemas.intake.channels import CHANNELS
 
 with warnings.catch_warnings():
@@ -458,7 +458,7 @@ def check_topics(settings: Settings, *, admin: Any = None, timeout_ms: int = 30_
         if spec.name not in found and not any(f"'{spec.name}'" in p for p in problems):
             problems.append(
                 f"topic '{spec.name}' ({env_name(spec.setting)}) does not exist; create the "
-                "topics first (consumers.topics.create_topics)"
+                "topics first (consumers.kafka.topics.create_topics)"
             )
     events = found.get(settings.topic_case_events)
     state = found.get(settings.topic_case_state)

@@ -7,8 +7,8 @@ same town byte for byte, so that an interrupted demo resumes by skipping the eve
 already applied.
 
 Each day's new cases are drawn from a generator seeded with (seed, workflow, day) and unfold at
-once into all their future events (`consumers.stories`), which wait in a heap; the stream yields
-them in (time, arrival) order up to the end of each day before drawing the next one. Events
+once into all their future events (`consumers.demo.stories`), which wait in a heap; the stream
+yields them in (time, arrival) order up to the end of each day before drawing the next one. Events
 after the horizon are never sent. The position of an event in the stream is its index.
 """
 
@@ -24,8 +24,8 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from consumers.stories import Sketch, Step, unfold
-from consumers.town_plays import INTAKES, RETRY_CHANCE, Intake
+from consumers.demo.stories import Sketch, Step, unfold
+from consumers.demo.town_plays import INTAKES, RETRY_CHANCE, Intake
 from engine.machine import CompiledWorkflow
 from engine.registry import WorkflowRegistry
 

@@ -28,11 +28,11 @@ from typing import Any
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
-from consumers.bench_core import synthetic_stream
-from consumers.settings import Settings, kafka_client_config, load_settings
-from consumers.topics import admin_client, create_topics
+from consumers.bench.core import synthetic_stream
+from consumers.kafka.topics import admin_client, create_topics
+from consumers.runtime.settings import Settings, kafka_client_config, load_settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 LOCAL_KAFKA = ROOT / "deploy" / "local" / "kafka"
 BOOTSTRAP_ENV = ("FENGQIAO_BOOTSTRAP_SERVERS", "FENGQIAO_KAFKA_BOOTSTRAP_SERVERS")
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -225,7 +225,9 @@ class StageProcess:
         }  # fmt: skip
         child = {k: v for k, v in child_env().items() if not k.startswith("FENGQIAO_")}
         child.update({f"FENGQIAO_{k}": str(v) for k, v in values.items()})
-        module = ["consumers.cli", "run"] if kind == "engine" else ["consumers.bench_kafka"]
+        module = (
+            ["consumers.cli.main", "run"] if kind == "engine" else ["consumers.bench.kafka_bench"]
+        )
         if profile is not None:
             module = ["cProfile", "-o", str(profile), "-m", *module]
         self.log = workdir / f"{kind}-{self.port}.log"

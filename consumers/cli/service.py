@@ -20,16 +20,16 @@ from types import FrameType
 import structlog
 from prometheus_client import CollectorRegistry, disable_created_metrics
 
-from consumers.adapter_loop import AdapterLoop
-from consumers.engine_loop import EngineLoop
-from consumers.http import HttpServer
-from consumers.metrics import EngineMetrics
-from consumers.settings import Settings
-from consumers.topics import TopicsError, check_topics
+from consumers.kafka.adapter_loop import AdapterLoop
+from consumers.kafka.engine_loop import EngineLoop
+from consumers.kafka.topics import TopicsError, check_topics
+from consumers.runtime.http import HttpServer
+from consumers.runtime.metrics import EngineMetrics
+from consumers.runtime.settings import Settings
 from engine.core import Engine
 from engine.problems import FengqiaoError, InvalidWorkflowError
 from engine.registry import WorkflowRegistry
-from engine.store import open_store
+from engine.stores import open_store
 
 log = structlog.get_logger("fengqiao.service")
 
@@ -98,7 +98,7 @@ def run_service(settings: Settings) -> int:
 def probes(
     loops: list[EngineLoop | AdapterLoop], engine: EngineLoop | None
 ) -> tuple[Callable[[], tuple[bool, str]], Callable[[], tuple[bool, str]]]:
-    """`/healthz` and `/readyz` of a process running `loops` (see consumers/membership.py).
+    """`/healthz` and `/readyz` of a process running `loops` (see consumers/kafka/membership.py).
 
     Alive: every loop turns (it polls at least every commit interval) and is settled in its
     group. Ready: the engine's membership says so (a process without an engine is ready)."""

@@ -13,9 +13,9 @@ from datetime import timedelta
 from html import escape
 from pathlib import Path
 
-from consumers.svg import Series, bars, lines, sankey
-from consumers.town import TownSpec
-from consumers.town_stats import OPEN, RESOLVED_OUTCOMES, Ratios, Tally
+from consumers.demo.svg import Series, bars, lines, sankey
+from consumers.demo.town import TownSpec
+from consumers.demo.town_stats import OPEN, RESOLVED_OUTCOMES, Ratios, Tally
 
 WORKFLOW_COLORS = {"dispute-escalation": "#2563eb", "hotline-12345": "#16a34a",
                    "petition": "#d97706"}  # fmt: skip

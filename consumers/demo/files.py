@@ -28,7 +28,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from consumers.town import TownSpec
+from consumers.demo.town import TownSpec
 
 STORE_PARTITION = 0
 """The town is one partition, as one `fengqiao run` process would own it."""

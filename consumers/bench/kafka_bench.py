@@ -3,7 +3,8 @@
 The baseline is the least an exactly-once stage can do with the same client library, broker,
 partitions and batch settings: consume with `read_committed`, produce every value unchanged in
 one transaction per poll, commit the offsets with `send_offsets_to_transaction`
-(`python -m consumers.bench_kafka`, configured by the same FENGQIAO_* variables as the engine).
+(`python -m consumers.bench.kafka_bench`, configured by the same FENGQIAO_* variables as the
+engine).
 The engine is `fengqiao run --role engine` (memory store, `events` clock). Both run as child
 processes, each with an interpreter of its own.
 
@@ -41,7 +42,7 @@ from kafka import (
     TopicPartition,
 )
 
-from consumers.bench_common import (
+from consumers.bench.common import (
     Broker,
     CpuMeter,
     StageProcess,
@@ -56,7 +57,7 @@ from consumers.bench_common import (
     watch_throughput,
     write_json,
 )
-from consumers.settings import (
+from consumers.runtime.settings import (
     TRANSACTIONAL_RETRY_BACKOFF_MS,
     Settings,
     kafka_client_config,
@@ -69,7 +70,7 @@ TARGET_RATE = 1000
 STAGES = ("passthrough", "engine")
 
 
-# -- the pass-through (`python -m consumers.bench_kafka`) ----------------------------------------
+# -- the pass-through (`python -m consumers.bench.kafka_bench`) --------------------------------
 
 
 class _Ready(ConsumerRebalanceListener):  # type: ignore[misc]  # kafka-python is untyped
@@ -160,18 +161,18 @@ def _throughput(brk: Broker, workflows: Path, events: int, partitions: int,
 # Parts of the engine's main thread, by inclusive wall time (file suffix, function name).
 ENGINE_PARTS: list[tuple[str, list[tuple[str, str]]]] = [
     ("core: decode, decide, build records", [("engine/replay.py", "feed")]),
-    ("encode records + snapshots (JSON)", [("consumers/engine_loop.py", "_emit"),
-                                           ("engine/store.py", "encode_case")]),
+    ("encode records + snapshots (JSON)", [("consumers/kafka/engine_loop.py", "_emit"),
+                                           ("engine/stores/", "encode_case")]),
     ("kafka-python send() (into the batch)", [("kafka/producer/kafka.py", "send")]),
     ("transaction: offsets + commit (waits)", [
         ("kafka/producer/kafka.py", "send_offsets_to_transaction"),
         ("kafka/producer/kafka.py", "commit_transaction"),
         ("kafka/producer/kafka.py", "begin_transaction")]),
     ("kafka-python poll (fetch, decode)", [("kafka/consumer/group.py", "poll")]),
-    ("metrics, gauges, lag", [("consumers/engine_loop.py", "_count"),
-                              ("consumers/engine_loop.py", "_refresh_gauges"),
-                              ("consumers/engine_loop.py", "_refresh_lag")]),
-    ("state store writes", [("engine/store.py", "write")]),
+    ("metrics, gauges, lag", [("consumers/kafka/engine_loop.py", "_count"),
+                              ("consumers/kafka/engine_loop.py", "_refresh_gauges"),
+                              ("consumers/kafka/engine_loop.py", "_refresh_lag")]),
+    ("state store writes", [("engine/stores/", "write")]),
 ]  # fmt: skip
 
 
@@ -189,7 +190,7 @@ def _profiled(brk: Broker, workflows: Path, events: int, partitions: int, workdi
     stats = pstats.Stats(str(stats_path))
     table: dict[tuple[str, int, str], tuple[Any, ...]] = stats.stats  # type: ignore[attr-defined]
     run_s = sum(row[3] for (path, _l, func), row in table.items()
-                if func == "run" and path.endswith("consumers/engine_loop.py"))  # fmt: skip
+                if func == "run" and path.endswith("consumers/kafka/engine_loop.py"))  # fmt: skip
     parts = {
         label: sum(row[3] for (path, _l, func), row in table.items()
                    for suffix, name in wanted if func == name and path.endswith(suffix))

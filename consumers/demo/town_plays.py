@@ -25,7 +25,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from consumers.stories import Act, Detour, Play, PlayBook, Sketch
+from consumers.demo.stories import Act, Detour, Play, PlayBook, Sketch
 from schemas.events import Scalar
 
 Attributes = Callable[[random.Random], dict[str, Scalar]]

@@ -12,17 +12,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from consumers.bench_core import run_core_bench
-from consumers.bench_kafka import run_kafka_bench
-from consumers.bench_scale import run_scale_bench
-from consumers.demo_cli import add_demo_command
-from consumers.logs import configure_logging
-from consumers.migrate import main as migrate_main
-from consumers.schema_export import write_schemas
-from consumers.service import run_service
-from consumers.settings import Settings, SettingsError, load_settings
-from consumers.simulate import simulate
-from consumers.topics import TopicsError, check_topics, create_topics
+from consumers.bench.core import run_core_bench
+from consumers.bench.kafka_bench import run_kafka_bench
+from consumers.bench.scale import run_scale_bench
+from consumers.cli.demo import add_demo_command
+from consumers.cli.migrate import main as migrate_main
+from consumers.cli.schemas import write_schemas
+from consumers.cli.service import run_service
+from consumers.cli.simulate import simulate
+from consumers.kafka.topics import TopicsError, check_topics, create_topics
+from consumers.runtime.logs import configure_logging
+from consumers.runtime.settings import Settings, SettingsError, load_settings
 from engine.diagram import dot, mermaid
 from engine.problems import InvalidWorkflowError
 from engine.registry import WorkflowRegistry, check_paths
@@ -34,7 +34,7 @@ def _workflows_default() -> Path:
     """`workflows/` of the working directory, else the one shipped beside the packages."""
     if DEFAULT_WORKFLOWS.is_dir():
         return DEFAULT_WORKFLOWS
-    return Path(__file__).resolve().parent.parent / "workflows"
+    return Path(__file__).resolve().parents[2] / "workflows"
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

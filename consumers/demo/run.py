@@ -1,12 +1,12 @@
 """`fengqiao demo`: a synthetic town's disputes through the engine, no Kafka needed.
 
 Why it runs the way it does: the demo is what a newcomer sees first, so it must show the real
-thing, not a mock. The town's events (`consumers.town`) go through `Replay` with the SQLite
+thing, not a mock. The town's events (`consumers.demo.town`) go through `Replay` with the SQLite
 store exactly as one partition of `fengqiao run` does (`load=` reads cases from the store;
 `take_changes()` is written back after each batch), on a virtual clock that runs `speed` days
 per second. `/metrics` is served while it runs. At the end it prints a summary per tier and
 the domain ratios, and writes a self-contained HTML report. Batches are one virtual day;
-`consumers.demo_files` makes each one a commit, so Ctrl-C leaves a folder that the next run
+`consumers.demo.files` makes each one a commit, so Ctrl-C leaves a folder that the next run
 resumes from.
 """
 
@@ -32,25 +32,25 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from consumers.demo_files import (
+from consumers.demo.files import (
     STORE_PARTITION,
     Checkpoint,
     FolderError,
     RecordLog,
     RunFolder,
 )
-from consumers.demo_summary import print_summary
-from consumers.http import HttpServer
-from consumers.metrics import EngineMetrics
-from consumers.report import RunInfo, write_report
-from consumers.town import DAY, Town, TownSpec
-from consumers.town_stats import Tally, ladders_of
+from consumers.demo.report import RunInfo, write_report
+from consumers.demo.summary import print_summary
+from consumers.demo.town import DAY, Town, TownSpec
+from consumers.demo.town_stats import Tally, ladders_of
+from consumers.runtime.http import HttpServer
+from consumers.runtime.metrics import EngineMetrics
 from engine.case import Case
 from engine.core import Engine
 from engine.problems import InvalidWorkflowError
 from engine.registry import WorkflowRegistry
 from engine.replay import Replay
-from engine.store import SqliteStore
+from engine.stores import SqliteStore
 from schemas.records import OutputRecord
 
 DEFAULT_SPEED = 10.0

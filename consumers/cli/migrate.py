@@ -19,10 +19,10 @@ from pathlib import Path
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from consumers.settings import Settings, kafka_client_config
+from consumers.runtime.settings import Settings, kafka_client_config
 from engine.case import Case
 from engine.registry import WorkflowRegistry
-from engine.store import decode_case
+from engine.stores import decode_case
 from schemas.events import MIGRATION_SOURCE, MIGRATION_TYPE, CaseEvent
 
 _VERSIONED = re.compile(r"^(?P<name>[A-Za-z][A-Za-z0-9_.\-]*)@(?P<version>[1-9][0-9]*)$")

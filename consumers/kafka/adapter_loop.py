@@ -17,8 +17,8 @@ import structlog
 from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 from kafka.errors import KafkaError, ProducerFencedError
 
-from consumers.membership import Membership, heartbeat_interval_ms, state_name
-from consumers.settings import TRANSACTIONAL_RETRY_BACKOFF_MS, Settings, kafka_client_config
+from consumers.kafka.membership import Membership, heartbeat_interval_ms, state_name
+from consumers.runtime.settings import TRANSACTIONAL_RETRY_BACKOFF_MS, Settings, kafka_client_config
 from engine.intake import IntakeContext, Refused, translate
 from engine.records import rejection
 from schemas.intake.channels import CHANNELS
