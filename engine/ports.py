@@ -39,9 +39,9 @@ or a reassignment of the same partition only reads the changelog tail.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Any, NamedTuple, Protocol
 
 from engine.case import Case
 
@@ -50,6 +50,56 @@ class Clock(Protocol):
     """Where the shell gets time from: the wall clock in production, fixed ones in tests."""
 
     def now(self) -> datetime: ...
+
+
+PartitionKey = Any
+"""A (topic, partition) pair: kafka-python's `TopicPartition` namedtuple in practice."""
+
+
+class Send(NamedTuple):
+    """One record to produce inside a transaction (partition None: by the key's hash)."""
+
+    topic: str
+    partition: int | None
+    key: bytes | None
+    value: bytes
+
+
+class GroupView(NamedTuple):
+    """This member's state in its consumer group (`<stable>`, `<rebalancing>`, `<unjoined>`)
+    and the generation it last joined."""
+
+    state: str
+    generation: int
+
+
+class Transaction(Protocol):
+    """One exactly-once step of a consume-transform-produce loop (consumers/kafka/transaction.py).
+
+    `poll` returns the next input per partition; `commit` puts the sends and the consumed
+    offsets in one transaction and answers True, or aborts, rewinds the input to the committed
+    offsets and answers False (retryable); an error that forbids going on (a fenced producer)
+    is raised. A rebalance listener passed to `open` is called from inside `poll`."""
+
+    def open(self, topics: Sequence[str], listener: Any) -> None: ...
+
+    def poll(self, timeout_ms: int) -> Mapping[PartitionKey, list[Any]]: ...
+
+    def commit(self, sends: Iterable[Send], offsets: Mapping[PartitionKey, int]) -> bool: ...
+
+    def rewind(self, partitions: Iterable[PartitionKey] | None = None) -> None: ...
+
+    def caught_up(self, tp: PartitionKey) -> bool: ...
+
+    def lag(self, tp: PartitionKey) -> int | None: ...
+
+    def group(self) -> GroupView: ...
+
+    def group_lag(self, topic: str) -> tuple[int, int]:
+        """(partitions of `topic`, records the group has not committed over all of them)."""
+        ...
+
+    def close(self) -> None: ...
 
 
 class StateStore(Protocol):

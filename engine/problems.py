@@ -24,7 +24,13 @@ class Problem:
 
 
 class FengqiaoError(Exception):
-    """Root of the errors this project raises on purpose (so callers can catch ours only)."""
+    """Root of the errors this project raises on purpose (so callers can catch ours only).
+
+    `retryable` says whether doing the same again may succeed (a broker that is away) or not
+    (bad input, a fenced producer, a bug): callers decide on it, never on library exception
+    classes."""
+
+    retryable: bool = False
 
 
 class InvalidWorkflowError(FengqiaoError):

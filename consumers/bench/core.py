@@ -31,10 +31,12 @@ from typing import Any
 
 from transitions import Machine
 
+from engine.batch import BatchReplay, Input
 from engine.core import Engine
 from engine.machine import shared_machine
 from engine.registry import WorkflowRegistry
 from engine.replay import Replay
+from engine.stores import MemoryStore
 from schemas.workflow import WorkflowSpec
 
 WORKFLOW = "dispute-escalation"
@@ -149,20 +151,22 @@ def breakdown(run: Callable[[], int], us_per_event: float) -> dict[str, float]:
 
 
 def open_case_bytes(engine: Engine, lines: list[bytes]) -> dict[str, float]:
-    """Python heap per open case in the core: only the `case.reported` events are fed, so every
-    case stays open with its SLA timers pending."""
+    """Python heap per open case, in the core and the memory store as the engine holds them:
+    only the `case.reported` events are fed (one batch step, then stored), so every case stays
+    open with its SLA timers pending."""
     reports = [line for line in lines if b'"case.reported"' in line]
-    replay = Replay(engine)
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
-    for i, line in enumerate(reports):
-        for _record in replay.feed(line, f"bench:{i}"):  # a generator: nothing happens unread
-            pass
-    replay.take_changes()
+    store = MemoryStore()
+    replay = BatchReplay(engine, load=lambda case_id: store.get(0, case_id))
+    result = replay.step([Input(line, f"bench:{i}") for i, line in enumerate(reports)])
+    store.write(0, {change.case_id: change.after for change in result.changes})
+    replay.confirm()
+    del result
     after = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
-    opened = len(replay.cases)
-    return {"open_cases": opened, "pending_timers": len(replay.timers),
+    opened = store.count(0)
+    return {"open_cases": opened, "pending_timers": replay.pending_timers,
             "bytes_per_open_case": round((after - before) / max(opened, 1))}  # fmt: skip
 
 

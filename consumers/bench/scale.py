@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from consumers.bench.common import (
@@ -47,6 +47,7 @@ from consumers.bench.common import (
     watch_throughput,
     write_json,
 )
+from consumers.kafka.changelog import read_changelog
 from consumers.kafka.engine_loop import EngineLoop
 from consumers.runtime.metrics import EngineMetrics
 from consumers.runtime.settings import Settings, kafka_client_config, load_settings
@@ -111,19 +112,12 @@ def write_changelog(settings: Settings, cases: int) -> dict[str, Any]:
 
 
 def raw_read(settings: Settings) -> float:
-    """Seconds to read the whole changelog with the engine's client, decoding nothing."""
-    reader = KafkaConsumer(**kafka_client_config(settings), group_id=None,
-                           isolation_level="read_committed", enable_auto_commit=False)  # fmt: skip
-    tps = [TopicPartition(settings.topic_case_state, p) for p in range(settings.partitions)]
+    """Seconds to read the whole changelog with the engine's changelog reader, decoding nothing
+    (what a restore costs before the store does any work)."""
     started = time.monotonic()
-    try:
-        reader.assign(tps)
-        reader.seek_to_beginning()
-        end = reader.end_offsets(tps)
-        while any(reader.position(tp) < end[tp] for tp in tps):
-            reader.poll(timeout_ms=500)
-    finally:
-        reader.close()
+    for partition in range(settings.partitions):
+        for _chunk in read_changelog(settings, partition):
+            pass  # read and dropped: the store's share is what `restore` adds
     return time.monotonic() - started
 
 
@@ -161,7 +155,8 @@ def _restored(
 
 
 def burst(loop: EngineLoop, timers: int) -> dict[str, Any]:
-    """The engine's idle-timer turn, repeated as its loop would, until `timers` have fired."""
+    """The engine's idle-timer turn through the core's batch step, repeated as its loop would,
+    until `timers` have fired (no transaction: the store write stands for the commit)."""
     parts = loop.partitions
     delays: list[float] = []
     busy = 0.0
@@ -169,21 +164,22 @@ def burst(loop: EngineLoop, timers: int) -> dict[str, Any]:
     while len(delays) < timers and time.perf_counter() - started < 600:
         turn = time.perf_counter()
         now = DUE + timedelta(seconds=turn - started)
-        records = [r for part in parts.values() for r in part.replay.advance(now)]
-        for record in records:
-            record.model_dump_json()  # as the engine encodes what it sends
-        changes = {p: part.replay.take_changes() for p, part in parts.items()}
-        for cases in changes.values():
-            for case in cases.values():
-                encode_case(case)
+        results = {p: part.step([], fire_until=now) for p, part in parts.items()}
+        for result in results.values():
+            for out in result.outputs:
+                _ = out.value  # as the engine encodes what it sends
+            for change in result.changes:
+                _ = change.snapshot
         ready = time.perf_counter() - started  # the batch could be committed now
-        delays += [1000 * (ready - (r.occurred_at - DUE).total_seconds())
-                   for r in records if r.type == "sla.warning"]  # fmt: skip
-        for p, cases in changes.items():
-            if cases:
-                loop.store.write(p, cases)
+        delays += [1000 * (ready - (o.record.occurred_at - DUE).total_seconds())
+                   for r in results.values() for o in r.outputs
+                   if o.record.type == "sla.warning"]  # fmt: skip
+        for p, result in results.items():
+            if result.changes:
+                loop.store.write(p, {c.case_id: c.after for c in result.changes})
+            parts[p].confirm()
         busy += time.perf_counter() - turn
-        dues = [d for part in parts.values() if (d := part.replay.timers.peek()) is not None]
+        dues = [d for part in parts.values() if (d := part.next_due) is not None]
         wait = (min(dues) - now).total_seconds() if dues else 0.1
         time.sleep(min(0.1, max(0.0, wait)))  # as the engine's poll timeout
     return {"timers": len(delays), **{f"{k}_ms": v for k, v in percentiles(delays).items()},

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 
+from consumers.kafka.changelog import changelog_partitions, read_changelog
 from consumers.runtime.settings import Settings, kafka_client_config
 from engine.case import Case
 from engine.registry import WorkflowRegistry
@@ -78,26 +79,15 @@ def check_plan(plan: Plan, registry: WorkflowRegistry) -> None:
 
 def open_cases(settings: Settings, plan: Plan) -> list[Case]:
     """The latest snapshot of every open case of `plan`'s source version, from the changelog."""
-    reader = KafkaConsumer(**kafka_client_config(settings), group_id=None,
-                           isolation_level="read_committed", enable_auto_commit=False)  # fmt: skip
-    try:
-        partitions = reader.partitions_for_topic(settings.topic_case_state) or set()
-        tps = [TopicPartition(settings.topic_case_state, p) for p in sorted(partitions)]
-        reader.assign(tps)
-        reader.seek_to_beginning(*tps)
-        ends = reader.end_offsets(tps)
-        latest: dict[str, Case | None] = {}
-        while any(reader.position(tp) < ends[tp] for tp in tps):
-            for messages in reader.poll(timeout_ms=500).values():
-                for message in messages:
-                    key = message.key.decode()
-                    latest[key] = decode_case(message.value) if message.value else None
-    finally:
-        reader.close()
+    latest: dict[str, bytes | None] = {}
+    for partition in changelog_partitions(settings):
+        for chunk in read_changelog(settings, partition):
+            latest.update(chunk.upserts)
+            latest.update(dict.fromkeys(chunk.deletes))
+    cases = (decode_case(value) for value in latest.values() if value is not None)
     return [
-        case for case in latest.values()
-        if case is not None and not case.closed and case.workflow == plan.name
-        and case.version == plan.from_version
+        case for case in cases
+        if not case.closed and case.workflow == plan.name and case.version == plan.from_version
     ]  # fmt: skip
 
 

@@ -45,13 +45,12 @@ from consumers.demo.town import DAY, Town, TownSpec
 from consumers.demo.town_stats import Tally, ladders_of
 from consumers.runtime.http import HttpServer
 from consumers.runtime.metrics import EngineMetrics
-from engine.case import Case
+from consumers.runtime.observe import observe_batch
+from engine.batch import BatchReplay, BatchResult, Input
 from engine.core import Engine
 from engine.problems import InvalidWorkflowError
 from engine.registry import WorkflowRegistry
-from engine.replay import Replay
 from engine.stores import SqliteStore
-from schemas.records import OutputRecord
 
 DEFAULT_SPEED = 10.0
 """Virtual days per second: the default 90 days take about nine seconds to watch."""
@@ -78,7 +77,7 @@ class _Run:
     """Everything one run touches, so the loop's helpers stay small."""
 
     town: Town
-    replay: Replay
+    replay: BatchReplay
     store: SqliteStore
     log: RecordLog
     tally: Tally
@@ -148,9 +147,8 @@ def _resume(
     tally = Tally(ladders_of(registry), options.spec.start, town.tz)
     for record in log.read():
         tally.add(record)
-    replay = Replay(Engine(registry), load=lambda case_id: store.get(STORE_PARTITION, case_id))
-    for case in store.cases(STORE_PARTITION):
-        replay.track(case)
+    replay = BatchReplay(Engine(registry), load=lambda case_id: store.get(STORE_PARTITION, case_id),
+                         restored=store.cases(STORE_PARTITION))  # fmt: skip
     metrics_registry = CollectorRegistry()
     metrics = EngineMetrics.create(metrics_registry, registry)
     metrics.observe_cases(store.cases(STORE_PARTITION), STORE_PARTITION)
@@ -276,21 +274,20 @@ def _play(run: _Run, options: DemoOptions, console: Console) -> bool:
 
 @dataclass
 class _Batch:
-    """The virtual day being played: the records it produced and the events it applied."""
+    """The virtual day being played: the events that arrived in it, not yet applied."""
 
     day: int
-    events: int = 0
-    duplicates: int = 0
-    records: list[OutputRecord] = field(default_factory=list)
+    inputs: list[Input] = field(default_factory=list)
 
 
 def _end_day(run: _Run, batch: _Batch, show: Callable[[], None]) -> bool:
-    """Fire the day's remaining timers, commit it, keep pace; False when asked to stop."""
+    """The day through the core's batch step (its events, then its remaining timers), commit
+    it, keep pace; False when asked to stop."""
     batch.day += 1
-    batch.records.extend(run.replay.advance(run.town.day_start(batch.day)))
-    _commit(run, batch)
+    result = run.replay.step(batch.inputs, fire_until=run.town.day_start(batch.day))
+    _commit(run, batch, result)
     show()
-    batch.events, batch.duplicates, batch.records = 0, 0, []
+    batch.inputs = []
     if run.stop:
         return False
     run.pace.wait(batch.day, lambda: run.stop)
@@ -312,53 +309,39 @@ def _show(progress: Progress, task: TaskID, run: _Run) -> None:
 
 
 def _feed(run: _Run, batch: _Batch, raw: bytes) -> None:
-    before = run.replay.stats.duplicates
-    batch.records.extend(run.replay.feed(raw, f"town:{run.at.position + batch.events}"))
-    batch.events += 1
-    batch.duplicates += run.replay.stats.duplicates - before
+    batch.inputs.append(Input(raw, f"town:{run.at.position + len(batch.inputs)}"))
 
 
-def _commit(run: _Run, batch: _Batch) -> None:
+def _commit(run: _Run, batch: _Batch, result: BatchResult) -> None:
     """One batch: records, checkpoint, then the store (the commit point), then metrics."""
     started = time.perf_counter()
     lines = []
-    for record in batch.records:
-        line = record.model_dump_json()
+    for out in result.outputs:
+        line = out.value
         run.tally.add(json.loads(line))
-        lines.append(line.encode() + b"\n")
+        lines.append(line + b"\n")
     checkpoint = Checkpoint(
-        commit=run.at.commit + 1, position=run.at.position + batch.events, day=batch.day,
-        duplicates=run.at.duplicates + batch.duplicates,
+        commit=run.at.commit + 1, position=run.at.position + result.events, day=batch.day,
+        duplicates=run.at.duplicates + result.duplicates,
         seconds=run.base.seconds + run.pace.busy(),
     )  # fmt: skip
     checkpoint = run.log.prepare(lines, checkpoint)
-    changes = run.replay.take_changes()
-    before = {case_id: run.store.get(STORE_PARTITION, case_id) for case_id in changes}
+    changes = {change.case_id: change.after for change in result.changes}
     run.store.write(STORE_PARTITION, changes, changelog_offset=checkpoint.commit)
+    run.replay.confirm()
     run.at = checkpoint
-    _count(run, batch, before, changes, time.perf_counter() - started)
+    _count(run, result, time.perf_counter() - started)
 
 
-def _count(
-    run: _Run,
-    batch: _Batch,
-    before: dict[str, Case | None],
-    changes: dict[str, Case],
-    seconds: float,
-) -> None:
-    """The metrics of a committed batch, through the very calls `fengqiao run` makes (no
+def _count(run: _Run, result: BatchResult, seconds: float) -> None:
+    """The metrics of a committed batch, through the very call `fengqiao run` makes (no
     processing latency: the demo's clock is virtual, the lag would mean nothing)."""
     metrics = run.metrics
-    metrics.events.inc(batch.events)
-    metrics.duplicates.inc(batch.duplicates)
-    entered = {case_id: case.entered_at for case_id, case in before.items() if case}
-    metrics.observe_records(batch.records, entered_before=entered.get)
-    for case_id, case in changes.items():
-        metrics.tally.update(STORE_PARTITION, before[case_id], case)
+    observe_batch(metrics, STORE_PARTITION, result)
     metrics.tally.publish()
     metrics.transactions.labels("committed").inc()
     metrics.batch_seconds.observe(seconds)
-    metrics.pending_timers.set(len(run.replay.timers))
+    metrics.pending_timers.set(run.replay.pending_timers)
     metrics.cases.set(run.store.count(STORE_PARTITION))
 
 

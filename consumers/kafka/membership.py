@@ -23,13 +23,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import structlog
-from kafka import TopicPartition
 from kafka.errors import KafkaError
 
 from consumers.runtime.metrics import EngineMetrics
+from engine.ports import Transaction
 
 log = structlog.get_logger("fengqiao.engine")
 
@@ -38,9 +37,6 @@ UNSETTLED_SESSIONS = 3
 
 WATCH_INTERVAL_S = 15.0
 """How often the loop asks the broker for the group's size and lag."""
-
-WATCH_TIMEOUT_MS = 2_000
-"""The longest the loop waits for one of those answers (the next turn asks again)."""
 
 GROUP_STATES = ("unjoined", "rebalancing", "stable")
 
@@ -136,7 +132,7 @@ class Membership:
 
 @dataclass
 class GroupWatch:
-    """Feeds `Membership` and the group metrics from the consumer, once per loop turn."""
+    """Feeds `Membership` and the group metrics from the transaction port, once per loop turn."""
 
     membership: Membership
     metrics: EngineMetrics
@@ -149,18 +145,18 @@ class GroupWatch:
     def __post_init__(self) -> None:
         self._last_watch = self.clock()  # the first look comes after the first assignment
 
-    def turn(self, consumer: Any) -> None:
-        meta = consumer.group_metadata()
+    def turn(self, transaction: Transaction) -> None:
+        view = transaction.group()
         now = self.clock()
-        state = state_name(meta.state)
-        self.membership.observe(state, meta.generation_id, now)
+        state = state_name(view.state)
+        self.membership.observe(state, view.generation, now)
         self.metrics.group_state.state(state)
-        self.metrics.group_generation.set(meta.generation_id)
+        self.metrics.group_generation.set(view.generation)
         if now - self._last_watch < WATCH_INTERVAL_S:
             return
         self._last_watch = now
         try:
-            self._watch(consumer, state)
+            self._watch(transaction, state)
         except KafkaError as err:  # a probe, not a reason to stop: try again next interval
             log.warning("group.watch_failed", error=type(err).__name__)
 
@@ -169,16 +165,10 @@ class GroupWatch:
         self.metrics.rebalances.inc()
         self._last_watch = float("-inf")
 
-    def _watch(self, consumer: Any, state: str) -> None:
-        partitions = consumer.partitions_for_topic(self.topic) or set()
-        self.membership.input_partitions = len(partitions) or None
-        tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
-        if tps:
-            ends = consumer.end_offsets(tps, timeout_ms=WATCH_TIMEOUT_MS)
-            lag = 0
-            for tp in tps:
-                committed = consumer.committed(tp, timeout_ms=WATCH_TIMEOUT_MS) or 0
-                lag += max(0, ends.get(tp, 0) - committed)
+    def _watch(self, transaction: Transaction, state: str) -> None:
+        partitions, lag = transaction.group_lag(self.topic)
+        self.membership.input_partitions = partitions or None
+        if partitions:
             self.metrics.group_lag.set(lag)
         held = self.membership.assigned
         if state == "stable" and held is not None and not held:

@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from consumers.errors import ShellError
 from consumers.runtime.settings import Settings, env_name, kafka_client_config
 from schemas.intake.channels import CHANNELS
 
@@ -58,7 +59,7 @@ BOOTSTRAP_ATTEMPT_MS = 3_000
 itself retries a failed SASL login until its bootstrap timeout and then only says "timeout")."""
 
 
-class TopicsError(RuntimeError):
+class TopicsError(ShellError):
     """Kafka could not be reached, or refused to create a topic."""
 
 

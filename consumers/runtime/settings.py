@@ -32,6 +32,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from consumers.errors import ShellError
+
 ENV_PREFIX = "FENGQIAO_"
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
@@ -47,7 +49,7 @@ KafkaName = Annotated[str, Field(pattern=_KAFKA_NAME.pattern)]
 PositiveInt = Annotated[int, Field(gt=0)]
 
 
-class SettingsError(ValueError):
+class SettingsError(ShellError, ValueError):
     """Settings that cannot be used; the message lists every problem, one per line."""
 
     def __init__(self, problems: list[str]) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from hypothesis import strategies as st
 
+from engine.batch import BatchReplay, Input
 from engine.core import Engine
 from engine.decode import (
     EARLIEST,
@@ -25,8 +26,7 @@ from engine.decode import (
     decode_event,
 )
 from engine.records import MAX_ORIGINAL_JSON
-from engine.replay import Replay
-from engine.stores import decode_case, encode_case
+from engine.stores import MemoryStore, decode_case
 from schemas.events import CaseEvent
 from schemas.records import EventRejected
 from tests.unit.fuzzing import fuzz, json_values, mutate_bytes, nested, text, timestamps
@@ -71,17 +71,19 @@ def check_decoded(raw: bytes) -> CaseEvent | EventRejected:
 
 
 def check_through_the_core(engine: Engine, lines: list[bytes]) -> None:
-    """What `EngineLoop._run_batch` does with each line, minus Kafka."""
-    replay = Replay(engine)
+    """Each line as one batch through the core's batch step, encoded as the engine sends it,
+    the changed cases written to a store and read back."""
+    store = MemoryStore()
+    replay = BatchReplay(engine, load=lambda case_id: store.get(0, case_id))
     for i, raw in enumerate(lines):
-        records = list(replay.feed(raw, f"fuzz:{i}"))
-        for record in records:
-            record.model_dump_json().encode("utf-8")
-            (record.case_id or "").encode("utf-8")
-        for case_id, case in replay.take_changes().items():
-            snapshot = encode_case(case).encode("utf-8")
-            assert decode_case(snapshot) == case
-            case_id.encode("utf-8")
+        result = replay.step([Input(raw, f"fuzz:{i}")])
+        for out in result.outputs:
+            json.loads(out.value)
+            assert out.key == ((out.record.case_id or "").encode() or None)
+        for change in result.changes:
+            assert decode_case(change.snapshot) == change.after
+        store.write(0, {c.case_id: c.after for c in result.changes})
+        replay.confirm()
 
 
 events_with_wrong_values = st.fixed_dictionaries(

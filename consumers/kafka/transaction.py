@@ -1,0 +1,183 @@
+"""The one Kafka transaction both loops (engine, adapters) use: consume, produce, commit together.
+
+`KafkaTransaction` owns a transactional producer and a `read_committed` consumer in one group.
+Each batch is one `commit(sends, offsets)`: begin, send every output, add the consumed offsets
+with the consumer's group metadata (KIP-447: a zombie from an older generation cannot commit),
+commit. What can go wrong is sorted here, once, into our errors (consumers/errors.py):
+
+- the broker refused or timed out (retryable): the transaction is aborted, the consumer rewound
+  to its committed offsets of every assigned partition, and `commit` returns False; the caller
+  rewinds its own state (the store still has the last committed cases) and polls again;
+- another process took our transactional id (`FencedError`, not retryable): raised; the process
+  must stop, its successor resumes exactly once.
+
+It implements the `Transaction` port (engine/ports.py) the loops are written against, so the
+loops' unit tests drive them with a fake in milliseconds (tests/unit/test_loops.py).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import structlog
+from kafka import (
+    ConsumerRebalanceListener,
+    KafkaConsumer,
+    KafkaProducer,
+    OffsetAndMetadata,
+    TopicPartition,
+)
+from kafka.errors import (
+    InvalidProducerEpochError,
+    KafkaError,
+    ProducerFencedError,
+    TransactionalIdAuthorizationFailedError,
+)
+
+from consumers.errors import FencedError
+from consumers.kafka.membership import heartbeat_interval_ms
+from consumers.runtime.settings import TRANSACTIONAL_RETRY_BACKOFF_MS, Settings, kafka_client_config
+from engine.ports import GroupView, Send
+
+log = structlog.get_logger("fengqiao.kafka")
+
+WATCH_TIMEOUT_MS = 2_000
+"""The longest `group_lag` waits for one broker answer (the next look asks again)."""
+
+ABORT_BACKOFF_S = 0.2
+"""Pause after an abort before polling again (a struggling broker is not hammered)."""
+
+_FATAL = (ProducerFencedError, InvalidProducerEpochError, TransactionalIdAuthorizationFailedError)
+
+
+def client_config(settings: Settings) -> dict[str, object]:
+    """`kafka_client_config` for our long-lived clients: kafka-python backs off up to 30 s
+    between reconnects by default, far too long to notice a broker that came back."""
+    return {**kafka_client_config(settings), "reconnect_backoff_max_ms": 2000}
+
+
+class KafkaTransaction:
+    """The `Transaction` port over kafka-python (see the module docstring)."""
+
+    def __init__(self, settings: Settings, *, transactional_id: str, group_id: str) -> None:
+        self.settings = settings
+        self.transactional_id = transactional_id
+        self.group_id = group_id
+        self._client = client_config(settings)
+        self._producer: KafkaProducer | None = None
+        self._consumer: KafkaConsumer | None = None
+
+    @property
+    def consumer(self) -> KafkaConsumer:
+        if self._consumer is None:
+            raise RuntimeError("open() the transaction first")
+        return self._consumer
+
+    def open(self, topics: Sequence[str], listener: ConsumerRebalanceListener | None) -> None:
+        """Build both clients. `init_transactions` fences a predecessor with our transactional
+        id and aborts its open transaction before we read anything."""
+        s = self.settings
+        self._producer = KafkaProducer(
+            **self._client, transactional_id=self.transactional_id,
+            transaction_timeout_ms=s.transaction_timeout_ms, enable_idempotence=True,
+            acks="all", retry_backoff_ms=TRANSACTIONAL_RETRY_BACKOFF_MS,
+        )  # fmt: skip
+        self._producer.init_transactions()
+        self._consumer = KafkaConsumer(
+            **self._client, group_id=self.group_id, isolation_level="read_committed",
+            enable_auto_commit=False, auto_offset_reset="earliest",
+            max_poll_records=s.batch_max_records, session_timeout_ms=s.session_timeout_ms,
+            heartbeat_interval_ms=heartbeat_interval_ms(s.session_timeout_ms),
+        )  # fmt: skip
+        if listener is None:
+            self._consumer.subscribe(list(topics))
+        else:
+            self._consumer.subscribe(list(topics), listener=listener)
+
+    def poll(self, timeout_ms: int) -> Mapping[TopicPartition, list[Any]]:
+        polled: Mapping[TopicPartition, list[Any]] = self.consumer.poll(timeout_ms=timeout_ms)
+        return polled
+
+    def commit(self, sends: Iterable[Send], offsets: Mapping[TopicPartition, int]) -> bool:
+        """One transaction: the sends and the consumed offsets (next offset to read per
+        partition). True if committed; False after an abort and rewind; raises FencedError."""
+        producer, consumer = self._producer, self.consumer
+        assert producer is not None
+        try:
+            producer.begin_transaction()
+            for send in sends:
+                producer.send(send.topic, key=send.key, value=send.value, partition=send.partition)
+            if offsets:
+                meta = {tp: OffsetAndMetadata(o, "", -1) for tp, o in offsets.items()}
+                producer.send_offsets_to_transaction(meta, consumer.group_metadata())
+            producer.commit_transaction()
+        except _FATAL as err:
+            raise FencedError(
+                f"transactional id {self.transactional_id!r} was taken by another process "
+                f"({type(err).__name__}): stopping; the other one carries on"
+            ) from None
+        except KafkaError as err:
+            log.warning("transaction.aborted", error=type(err).__name__)
+            self._abort()
+            self.rewind()
+            time.sleep(ABORT_BACKOFF_S)
+            return False
+        return True
+
+    def _abort(self) -> None:
+        assert self._producer is not None
+        try:
+            self._producer.abort_transaction()
+        except _FATAL as err:
+            raise FencedError(f"fenced while aborting ({type(err).__name__})") from None
+        except KafkaError as err:
+            log.warning("transaction.abort_failed", error=type(err).__name__)
+
+    def rewind(self, partitions: Iterable[TopicPartition] | None = None) -> None:
+        """Seek `partitions` (default: all assigned) back to the group's committed offsets."""
+        consumer = self.consumer
+        for tp in partitions if partitions is not None else consumer.assignment():
+            committed = consumer.committed(tp)
+            if committed is None:
+                consumer.seek_to_beginning(tp)
+            else:
+                consumer.seek(tp, committed)
+
+    def caught_up(self, tp: TopicPartition) -> bool:
+        """Whether our position reached the partition's high watermark (no broker round trip)."""
+        highwater = self.consumer.highwater(tp)
+        return highwater is not None and self.consumer.position(tp) >= highwater
+
+    def lag(self, tp: TopicPartition) -> int | None:
+        """Highwater minus position from the consumer's own view (None: not known yet)."""
+        highwater = self.consumer.highwater(tp)
+        if highwater is None:
+            return None
+        position = self.consumer.position(tp, timeout_ms=0)
+        return None if position is None else max(0, highwater - position)
+
+    def group(self) -> GroupView:
+        meta = self.consumer.group_metadata()
+        return GroupView(str(meta.state), meta.generation_id)
+
+    def group_lag(self, topic: str) -> tuple[int, int]:
+        consumer = self.consumer
+        partitions = sorted(consumer.partitions_for_topic(topic) or ())
+        tps = [TopicPartition(topic, p) for p in partitions]
+        if not tps:
+            return 0, 0
+        ends = consumer.end_offsets(tps, timeout_ms=WATCH_TIMEOUT_MS)
+        lag = 0
+        for tp in tps:
+            committed = consumer.committed(tp, timeout_ms=WATCH_TIMEOUT_MS) or 0
+            lag += max(0, ends.get(tp, 0) - committed)
+        return len(tps), lag
+
+    def close(self) -> None:
+        """Leave the group (partitions move at once) and close the producer."""
+        if self._consumer is not None:
+            self._consumer.close()
+        if self._producer is not None:
+            self._producer.close()

@@ -1,0 +1,202 @@
+"""One batch through the core: the step that `run`, `demo`, the benchmarks and the fuzz test share.
+
+A shell hands `BatchReplay.step` a batch of raw inputs (and, when its clock says so, the instant
+up to which idle cases' timers fire) and gets back a `BatchResult`: every output record with the
+input that caused it, and every changed case as a before/after pair with its snapshot bytes.
+The shell then makes the batch durable its own way — one Kafka transaction (`fengqiao run`), a
+JSONL log and SQLite (`fengqiao demo`) — and reports how that went:
+
+- `confirm()` once the changed cases are in its store (the store is what the next batch reads);
+- `rewind(cases)` when it could not (an aborted transaction): the cases as the store still has
+  them rebuild the timer index, and the batch is as if it never ran.
+
+Until one of the two is called no new batch may start (`BatchLifecycleError`): a shell cannot
+silently keep going on state it never stored. The encodings (`Output.value`, `CaseChange.snapshot`)
+are the wire format of the transitions, dead-letter and changelog topics, written once here.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from engine.case import Case
+from engine.core import Engine
+from engine.problems import FengqiaoError
+from engine.replay import Replay
+from engine.stores.codec import encode_case
+from schemas.records import EventRejected, OutputRecord
+
+
+class BatchLifecycleError(FengqiaoError):
+    """A batch step out of order (a bug in the shell, never retryable)."""
+
+    retryable = False
+
+
+class BatchState(enum.Enum):
+    READY = "ready"
+    """No batch in hand: `step` may run."""
+    PENDING = "pending"
+    """A batch was decided; the shell must `confirm` or `rewind` it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Input:
+    """One raw input and where it came from (`topic/partition/offset`, `file:line`)."""
+
+    raw: bytes
+    origin: str
+    headers: Mapping[str, str] | None = None
+    """Kafka headers of the input, kept on its dead letter if it is refused."""
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """An output record, the index of the input that caused it (None: a timer fired by the
+    clock), and the workflow of its case when known (for logs and metrics)."""
+
+    record: OutputRecord
+    source: int | None
+    workflow: str | None
+
+    @property
+    def refused(self) -> bool:
+        return self.record.type == "event.rejected"
+
+    @property
+    def key(self) -> bytes | None:
+        return self.record.case_id.encode() if self.record.case_id else None
+
+    @property
+    def value(self) -> bytes:
+        return self.record.model_dump_json().encode()
+
+
+@dataclass(frozen=True, slots=True)
+class CaseChange:
+    """A case this batch changed: as the store had it (None: new) and as it is now."""
+
+    before: Case | None
+    after: Case
+
+    @property
+    def case_id(self) -> str:
+        return self.after.case_id
+
+    @property
+    def snapshot(self) -> bytes:
+        return encode_case(self.after).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    outputs: tuple[Output, ...]
+    changes: tuple[CaseChange, ...]
+    """In case_id order."""
+    events: int
+    duplicates: int
+    """Inputs dropped because their event_id was already applied to the case."""
+
+    @property
+    def records(self) -> list[OutputRecord]:
+        """The case records (what goes to the transitions topic)."""
+        return [o.record for o in self.outputs if not o.refused]
+
+    @property
+    def refusals(self) -> list[EventRejected]:
+        return [o.record for o in self.outputs if isinstance(o.record, EventRejected)]
+
+    @property
+    def empty(self) -> bool:
+        return not self.outputs and not self.changes and not self.events
+
+
+class BatchReplay:
+    """The cases of one partition (or one demo town), fed batch by batch against a store."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        load: Callable[[str], Case | None],
+        restored: Iterable[Case] = (),
+        *,
+        resume_watermark: bool = False,
+    ) -> None:
+        """`load` reads a case from the shell's store; `restored` are the store's cases (their
+        timers are indexed); `resume_watermark` starts the event-time watermark at the latest
+        case clock (the `events` clock resumes where the store is)."""
+        self._store_load = load
+        self._replay = Replay(engine, load=self._load)
+        self._before: dict[str, Case | None] = {}
+        self.state = BatchState.READY
+        self._index(restored, resume_watermark)
+
+    @property
+    def next_due(self) -> datetime | None:
+        return self._replay.timers.peek()
+
+    @property
+    def pending_timers(self) -> int:
+        return len(self._replay.timers)
+
+    def step(self, inputs: Sequence[Input], *, fire_until: datetime | None = None) -> BatchResult:
+        """Feed `inputs` in order, then fire the timers due by `fire_until` (if given)."""
+        if self.state is not BatchState.READY:
+            raise BatchLifecycleError("the last batch was neither confirmed nor rewound")
+        replay = self._replay
+        duplicates = replay.stats.duplicates
+        outputs: list[Output] = []
+        for index, item in enumerate(inputs):
+            for record in replay.feed(item.raw, item.origin):
+                workflow = self._workflow(record)
+                if isinstance(record, EventRejected) and item.headers:
+                    outputs.append(Output(_with_headers(record, item.headers), index, workflow))
+                else:
+                    outputs.append(Output(record, index, workflow))
+        if fire_until is not None:
+            outputs.extend(Output(r, None, self._workflow(r)) for r in replay.advance(fire_until))
+        changed = replay.take_changes()
+        changes = tuple(CaseChange(self._before.get(c), case) for c, case in changed.items())
+        self._before.clear()
+        self.state = BatchState.PENDING
+        return BatchResult(tuple(outputs), changes, len(inputs),
+                           replay.stats.duplicates - duplicates)  # fmt: skip
+
+    def confirm(self) -> None:
+        """The shell stored the last batch's changes: the next batch may start."""
+        if self.state is not BatchState.PENDING:
+            raise BatchLifecycleError("no batch to confirm")
+        self.state = BatchState.READY
+
+    def rewind(self, restored: Iterable[Case]) -> None:
+        """Forget everything not stored: `restored` (the store's cases) rebuild the timers.
+        Allowed in any state (an abort may come before or after a step)."""
+        self._replay.discard(restored)
+        self._before.clear()
+        self.state = BatchState.READY
+
+    def _load(self, case_id: str) -> Case | None:
+        case = self._store_load(case_id)
+        self._before.setdefault(case_id, case)  # as the store had it when the batch first read it
+        return case
+
+    def _workflow(self, record: OutputRecord) -> str | None:
+        if not isinstance(record, EventRejected):
+            return record.workflow
+        known = self._replay.cases.get(record.case_id or "")
+        return known.workflow if known is not None else None
+
+    def _index(self, restored: Iterable[Case], resume_watermark: bool) -> None:
+        replay = self._replay
+        for case in restored:
+            replay.track(case)
+            if resume_watermark and (replay.watermark is None or case.clock > replay.watermark):
+                replay.watermark = case.clock
+
+
+def _with_headers(record: EventRejected, headers: Mapping[str, str]) -> EventRejected:
+    """The dead letter keeps the input's Kafka headers (tracing ids, the producer's name)."""
+    return record.model_copy(update={"headers": dict(headers)})
