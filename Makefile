@@ -1,6 +1,6 @@
 # Two commands do all the set-up (see README.md):
 #   make demo   — play a synthetic town through the engine (no Kafka needed; ~10 s)
-#   make test   — lint, type-check and run the whole test suite; the integration tests start
+#   make test   — lint, type-check, check the layers and run the whole test suite; the integration tests start
 #                 a real single-node Kafka broker themselves (deploy/local/kafka: Java + Maven)
 # Both create their own virtual environment in .venv from pyproject.toml + constraints.txt.
 
@@ -27,6 +27,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# The layers (schemas <- engine <- consumers, and the rooms of consumers/): pyproject.toml.
+layers: $(STAMP)
+	$(BIN)/lint-imports
+
 unit: $(STAMP)
 	$(BIN)/pytest -m "unit" -q
 
@@ -34,7 +38,7 @@ integration: $(STAMP)
 	FENGQIAO_REQUIRE_KAFKA=1 $(BIN)/pytest -m "integration" -q
 
 # FENGQIAO_REQUIRE_KAFKA=1: a broker that cannot be started fails the run instead of skipping.
-test: $(STAMP) lint typecheck
+test: $(STAMP) lint typecheck layers
 	FENGQIAO_REQUIRE_KAFKA=1 $(BIN)/pytest -q
 
 # The integration tests with a CPU burner per core alongside (what shook out the hangs of a
