@@ -29,7 +29,8 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from consumers.bench.core import synthetic_stream
-from consumers.kafka.topics import admin_client, create_topics
+from consumers.kafka.admin import admin_client
+from consumers.kafka.topics import create_topics
 from consumers.runtime.settings import Settings, kafka_client_config, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]

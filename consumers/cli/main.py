@@ -20,7 +20,8 @@ from consumers.cli.migrate import main as migrate_main
 from consumers.cli.schemas import write_schemas
 from consumers.cli.service import run_service
 from consumers.cli.simulate import simulate
-from consumers.kafka.topics import TopicsError, check_topics, create_topics
+from consumers.kafka.admin import TopicsError
+from consumers.kafka.topics import check_topics, create_topics
 from consumers.runtime.logs import configure_logging
 from consumers.runtime.settings import Settings, SettingsError, load_settings
 from engine.diagram import dot, mermaid

@@ -21,8 +21,9 @@ import structlog
 from prometheus_client import CollectorRegistry, disable_created_metrics
 
 from consumers.kafka.adapter_loop import AdapterLoop
+from consumers.kafka.admin import TopicsError
 from consumers.kafka.engine_loop import EngineLoop
-from consumers.kafka.topics import TopicsError, check_topics
+from consumers.kafka.topics import check_topics
 from consumers.runtime.http import HttpServer
 from consumers.runtime.metrics import EngineMetrics
 from consumers.runtime.settings import Settings

@@ -29,9 +29,9 @@ from kafka.errors import KafkaError
 from structlog.contextvars import bind_contextvars, unbind_contextvars
 
 from consumers.errors import StoppedError
+from consumers.kafka.admin import TopicsError, admin_client
 from consumers.kafka.changelog import read_changelog
 from consumers.kafka.membership import GroupWatch, Membership
-from consumers.kafka.topics import TopicsError, admin_client
 from consumers.kafka.transaction import KafkaTransaction
 from consumers.runtime.clock import FixedClock, WallClock
 from consumers.runtime.metrics import EngineMetrics

@@ -42,7 +42,8 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     import kafka  # noqa: F401
 
-from consumers.kafka.topics import TopicsError, admin_client, create_topics
+from consumers.kafka.admin import TopicsError, admin_client
+from consumers.kafka.topics import create_topics
 from consumers.runtime.settings import Settings, load_settings
 from schemas.intake.channels import CHANNELS
 

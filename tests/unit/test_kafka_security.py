@@ -1,4 +1,4 @@
-"""The connection checks of `consumers.kafka.topics` that need no broker: TLS files are checked
+"""The connection checks of `consumers.kafka.admin` that need no broker: TLS files are checked
 before connecting, refused logins and failed handshakes are named from kafka-python's own log
 records, and nothing shown carries a secret. (The same paths against real brokers:
 tests/integration/test_security.py.)"""
@@ -17,7 +17,7 @@ from kafka.errors import KafkaConnectionError, SaslAuthenticationFailedError
 from kafka.protocol.parser import KafkaProtocol
 from kafka.protocol.sasl import SaslAuthenticateRequest
 
-from consumers.kafka.topics import _ConnectFailures, tls_problem
+from consumers.kafka.admin import _ConnectFailures, tls_problem
 from consumers.runtime.settings import Settings, load_settings
 
 pytestmark = pytest.mark.unit
