@@ -28,10 +28,10 @@ from typing import Any
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
-from consumers.bench.core import synthetic_stream
 from consumers.kafka.admin import admin_client
 from consumers.kafka.topics import create_topics
 from consumers.runtime.settings import Settings, kafka_client_config, load_settings
+from consumers.synthetic import synthetic_stream
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL_KAFKA = ROOT / "deploy" / "local" / "kafka"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from consumers.bench.core import synthetic_stream
+from consumers.synthetic import synthetic_stream
 from tests.integration.harness import ROOT, EngineProcess, by_case, produce, read_all, tick_events
 from tests.integration.test_engine_loop import _expected, _setup
 

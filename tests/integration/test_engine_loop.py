@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from consumers.bench.core import synthetic_stream
 from consumers.kafka.topics import create_topics
 from consumers.runtime.settings import Settings
+from consumers.synthetic import synthetic_stream
 from tests.integration.harness import (
     ROOT,
     EngineProcess,

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from consumers.bench.core import synthetic_stream
 from consumers.kafka.topics import create_topics
 from consumers.runtime.settings import Settings
+from consumers.synthetic import synthetic_stream
 from tests.integration.harness import ROOT, EngineProcess, produce, tick_events
 from tests.integration.prometheus_tools import PrometheusServer, free_port, http_get
 from tests.promql import alert_operands, all_expressions, metric_names, substitute
