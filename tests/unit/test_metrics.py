@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from consumers.bench.core import synthetic_stream
 from consumers.runtime.case_gauges import FAMILIES
 from consumers.runtime.metrics import (
     ESCALATION_BUCKETS,
@@ -25,6 +24,7 @@ from consumers.runtime.metrics import (
     BusinessMetrics,
     EngineMetrics,
 )
+from consumers.synthetic import synthetic_stream
 from engine.case import Case
 from engine.core import Engine
 from engine.registry import WorkflowRegistry
