@@ -22,7 +22,7 @@ import pstats
 import sys
 import time
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -30,11 +30,10 @@ from typing import Any
 from transitions import Machine
 
 from consumers.synthetic import WORKFLOW, synthetic_stream
-from engine.batch import BatchReplay, Input
+from engine.batch import BatchReplay, BatchResult, Input
 from engine.core import Engine
 from engine.machine import shared_machine
 from engine.registry import WorkflowRegistry
-from engine.replay import Replay
 from engine.stores import MemoryStore
 from schemas.workflow import WorkflowSpec
 
@@ -97,6 +96,25 @@ def breakdown(run: Callable[[], int], us_per_event: float) -> dict[str, float]:
     return {label: round(share * us_per_event, 1) for label, share in shares.items()}
 
 
+BATCH = 500
+"""Inputs per batch step: the engine's default FENGQIAO_BATCH_MAX_RECORDS."""
+
+
+def batches(engine: Engine, lines: list[bytes], size: int = BATCH) -> Iterator[BatchResult]:
+    """`lines` through the core's batch step as one engine partition takes them: a batch, its
+    changes written to a memory store, confirmed; the next batch."""
+    store = MemoryStore()
+    replay = BatchReplay(engine, load=lambda case_id: store.get(0, case_id))
+    for start in range(0, len(lines), size):
+        inputs = [
+            Input(line, f"bench:{start + i}") for i, line in enumerate(lines[start : start + size])
+        ]
+        result = replay.step(inputs)
+        store.write(0, {change.case_id: change.after for change in result.changes})
+        replay.confirm()
+        yield result
+
+
 def open_case_bytes(engine: Engine, lines: list[bytes]) -> dict[str, float]:
     """Python heap per open case, in the core and the memory store as the engine holds them:
     only the `case.reported` events are fed (one batch step, then stored), so every case stays
@@ -123,20 +141,20 @@ def run_core_bench(workflows: Path, cases: int, repeat: int, out: str | None) ->
     lines = synthetic_stream(cases)
 
     def engine_pass() -> int:
-        replay = Replay(engine)
-        encoded = 0
-        for i, line in enumerate(lines):
-            for record in replay.feed(line, f"bench:{i}"):
-                encoded += len(record.model_dump_json())
+        for result in batches(engine, lines):
+            for output in result.outputs:
+                _ = output.value  # encoded as the engine sends it
+            for change in result.changes:
+                _ = change.snapshot
         return len(lines)
 
     # The transitions the engine took (from the first pass), replayed on bare `transitions`.
-    replay = Replay(engine)
-    steps: list[tuple[str, str]] = []
-    for i, line in enumerate(lines):
-        for record in replay.feed(line, f"bench:{i}"):
-            if record.type == "case.transitioned" and record.from_state:
-                steps.append((record.trigger, record.from_state))
+    steps: list[tuple[str, str]] = [
+        (output.record.trigger, output.record.from_state)
+        for result in batches(engine, lines)
+        for output in result.outputs
+        if output.record.type == "case.transitioned" and output.record.from_state
+    ]
     spec = registry.newest(WORKFLOW)
     assert spec is not None
     machine = bare_machine(spec.spec)

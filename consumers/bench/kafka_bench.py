@@ -38,7 +38,6 @@ from kafka import (
     ConsumerRebalanceListener,
     KafkaConsumer,
     KafkaProducer,
-    OffsetAndMetadata,
     TopicPartition,
 )
 
@@ -57,12 +56,13 @@ from consumers.bench.common import (
     watch_throughput,
     write_json,
 )
+from consumers.kafka.transaction import KafkaTransaction
 from consumers.runtime.settings import (
-    TRANSACTIONAL_RETRY_BACKOFF_MS,
     Settings,
     kafka_client_config,
     load_settings,
 )
+from engine.ports import Send
 
 TARGET_RATIO = 0.7
 TARGET_P99_MS = 200.0
@@ -83,37 +83,23 @@ class _Ready(ConsumerRebalanceListener):  # type: ignore[misc]  # kafka-python i
 
 def passthrough(settings: Settings, stop: threading.Event) -> None:
     """Consume → transactional produce of the same bytes → offsets, no logic: the engine loop's
-    Kafka work with its client settings (case-events → transitions)."""
-    client = {**kafka_client_config(settings), "reconnect_backoff_max_ms": 2000}
-    producer = KafkaProducer(
-        **client, transactional_id=settings.transactional_id, enable_idempotence=True,
-        acks="all", transaction_timeout_ms=settings.transaction_timeout_ms,
-        retry_backoff_ms=TRANSACTIONAL_RETRY_BACKOFF_MS,
-    )  # fmt: skip
-    producer.init_transactions()
-    consumer = KafkaConsumer(
-        **client, group_id=settings.group_id, isolation_level="read_committed",
-        enable_auto_commit=False, auto_offset_reset="earliest",
-        max_poll_records=settings.batch_max_records,
-    )  # fmt: skip
-    consumer.subscribe([settings.topic_case_events], listener=_Ready())
+    Kafka work through the very transaction helper and client settings it uses (case-events →
+    transitions)."""
+    transaction = KafkaTransaction(
+        settings, transactional_id=settings.transactional_id, group_id=settings.group_id
+    )
+    transaction.open([settings.topic_case_events], _Ready())
     try:
         while not stop.is_set():
-            polled = consumer.poll(timeout_ms=settings.commit_interval_ms)
+            polled = transaction.poll(settings.commit_interval_ms)
             if not polled:
                 continue
-            producer.begin_transaction()
-            offsets = {}
-            for tp, messages in polled.items():
-                for m in messages:
-                    producer.send(settings.topic_transitions, key=m.key, value=m.value,
-                                  partition=tp.partition)  # fmt: skip
-                offsets[tp] = OffsetAndMetadata(messages[-1].offset + 1, "", -1)
-            producer.send_offsets_to_transaction(offsets, consumer.group_metadata())
-            producer.commit_transaction()
+            sends = [Send(settings.topic_transitions, tp.partition, m.key, m.value)
+                     for tp, messages in polled.items() for m in messages]  # fmt: skip
+            offsets = {tp: messages[-1].offset + 1 for tp, messages in polled.items() if messages}
+            transaction.commit(sends, offsets)
     finally:
-        consumer.close()
-        producer.close()
+        transaction.close()
 
 
 def _passthrough_main() -> None:

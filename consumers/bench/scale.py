@@ -5,7 +5,7 @@
 2. For each store (memory, SQLite) a fresh process restores them through the engine's own
    rebalance path (`EngineLoop.assign`: changelog → store → timer index) and reports the time,
    the resident memory it added per case (VmRSS), and then the 10k-timer burst: the loop the
-   engine runs for idle cases (`Replay.advance` at the wall clock, records and snapshots
+   engine runs for idle cases (the batch step firing timers at the wall clock, records and snapshots
    encoded, the store written after each "commit"), with T mapped to the moment it starts. A
    timer's delay is when its batch is ready to commit minus its due instant; Kafka's transaction
    is not included (`bench kafka` measures it). The baseline for the restore is a raw read of
@@ -47,6 +47,7 @@ from consumers.bench.common import (
     watch_throughput,
     write_json,
 )
+from consumers.bench.core import batches
 from consumers.kafka.changelog import read_changelog
 from consumers.kafka.engine_loop import EngineLoop
 from consumers.runtime.metrics import EngineMetrics
@@ -54,7 +55,6 @@ from consumers.runtime.settings import Settings, kafka_client_config, load_setti
 from engine.case import Case
 from engine.core import Engine
 from engine.registry import WorkflowRegistry
-from engine.replay import Replay
 from engine.stores import StateStore, encode_case, open_store
 
 BURST = 10_000
@@ -69,11 +69,9 @@ TARGETS = {"bytes_per_case": 1536, "restore_s_per_1m": 60.0, "burst_p99_ms": 100
 
 def templates(workflows: Path) -> list[Case]:
     """Open cases with a running SLA clock, as the engine left them after the synthetic stream."""
-    replay = Replay(Engine(WorkflowRegistry.load(workflows)))
-    for n, line in enumerate(stream(6000)):
-        for _ in replay.feed(line, f"scale:{n}"):
-            pass
-    return [c for c in replay.cases.values() if c.timers() and c.clock < DUE]
+    results = batches(Engine(WorkflowRegistry.load(workflows)), stream(6000))
+    latest = {change.case_id: change.after for result in results for change in result.changes}
+    return [c for c in latest.values() if c.timers() and c.clock < DUE]
 
 
 def scale_case(template: Case, n: int) -> Case:

@@ -1,9 +1,10 @@
 """`fengqiao demo`: a synthetic town's disputes through the engine, no Kafka needed.
 
 Why it runs the way it does: the demo is what a newcomer sees first, so it must show the real
-thing, not a mock. The town's events (`consumers.demo.town`) go through `Replay` with the SQLite
-store exactly as one partition of `fengqiao run` does (`load=` reads cases from the store;
-`take_changes()` is written back after each batch), on a virtual clock that runs `speed` days
+thing, not a mock. The town's events (`consumers.demo.town`) go through the core's batch step
+(`engine.batch.BatchReplay`) with the SQLite store exactly as one partition of `fengqiao run`
+does (cases are read from the store; the changes are written back after each batch, then
+confirmed), on a virtual clock that runs `speed` days
 per second. `/metrics` is served while it runs. At the end it prints a summary per tier and
 the domain ratios, and writes a self-contained HTML report. Batches are one virtual day;
 `consumers.demo.files` makes each one a commit, so Ctrl-C leaves a folder that the next run
