@@ -133,6 +133,9 @@ class BatchReplay:
         self._before: dict[str, Case | None] = {}
         self.state = BatchState.READY
         self._index(restored, resume_watermark)
+        self._stored_watermark = self._replay.watermark
+        """The watermark as of the last stored batch: a rewind goes back to it too (the
+        batch is then fed again and must fire the timers it fired the first time)."""
 
     @property
     def next_due(self) -> datetime | None:
@@ -169,12 +172,14 @@ class BatchReplay:
         """The shell stored the last batch's changes: the next batch may start."""
         if self.state is not BatchState.PENDING:
             raise BatchLifecycleError("no batch to confirm")
+        self._stored_watermark = self._replay.watermark
         self.state = BatchState.READY
 
     def rewind(self, restored: Iterable[Case]) -> None:
         """Forget everything not stored: `restored` (the store's cases) rebuild the timers.
         Allowed in any state (an abort may come before or after a step)."""
         self._replay.discard(restored)
+        self._replay.watermark = self._stored_watermark
         self._before.clear()
         self.state = BatchState.READY
 

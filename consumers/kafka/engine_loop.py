@@ -108,7 +108,10 @@ class EngineLoop:
         interval = self.settings.commit_interval_ms
         if self.settings.clock != "wall":
             return interval
-        dues = [d for part in self.partitions.values() if (d := part.next_due) is not None]
+        # Only caught-up partitions fire idle timers: an overdue timer of one that is behind
+        # must not turn the poll into a busy loop.
+        dues = [d for p, part in self.partitions.items()
+                if (d := part.next_due) is not None and self._caught_up(p)]  # fmt: skip
         if not dues:
             return interval
         wait = (min(dues) - self.clock.now()).total_seconds() * 1000
