@@ -41,6 +41,8 @@ class BatchState(enum.Enum):
     """No batch in hand: `step` may run."""
     PENDING = "pending"
     """A batch was decided; the shell must `confirm` or `rewind` it."""
+    FAILED = "failed"
+    """A step raised half-way (e.g. the store's `load`): only `rewind` may follow."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +150,16 @@ class BatchReplay:
     def step(self, inputs: Sequence[Input], *, fire_until: datetime | None = None) -> BatchResult:
         """Feed `inputs` in order, then fire the timers due by `fire_until` (if given)."""
         if self.state is not BatchState.READY:
-            raise BatchLifecycleError("the last batch was neither confirmed nor rewound")
+            raise BatchLifecycleError(f"the last batch is {self.state.value}: confirm or rewind it")
+        try:
+            result = self._step(inputs, fire_until)
+        except BaseException:
+            self.state = BatchState.FAILED  # cached cases and timers are half-updated now
+            raise
+        self.state = BatchState.PENDING
+        return result
+
+    def _step(self, inputs: Sequence[Input], fire_until: datetime | None) -> BatchResult:
         replay = self._replay
         duplicates = replay.stats.duplicates
         outputs: list[Output] = []
@@ -164,7 +175,6 @@ class BatchReplay:
         changed = replay.take_changes()
         changes = tuple(CaseChange(self._before.get(c), case) for c, case in changed.items())
         self._before.clear()
-        self.state = BatchState.PENDING
         return BatchResult(tuple(outputs), changes, len(inputs),
                            replay.stats.duplicates - duplicates)  # fmt: skip
 
