@@ -147,19 +147,32 @@ class BatchReplay:
     def pending_timers(self) -> int:
         return len(self._replay.timers)
 
-    def step(self, inputs: Sequence[Input], *, fire_until: datetime | None = None) -> BatchResult:
-        """Feed `inputs` in order, then fire the timers due by `fire_until` (if given)."""
+    def step(
+        self,
+        inputs: Sequence[Input],
+        *,
+        fire_until: datetime | None = None,
+        fire_due_at: datetime | None = None,
+    ) -> BatchResult:
+        """Feed `inputs` in order, then move the clock: to `fire_until` whatever is due (a
+        virtual day's end), or to `fire_due_at` only if a timer is due by then (the wall clock:
+        it must not move the event-time watermark for nothing)."""
         if self.state is not BatchState.READY:
             raise BatchLifecycleError(f"the last batch is {self.state.value}: confirm or rewind it")
         try:
-            result = self._step(inputs, fire_until)
+            if fire_until is not None:
+                result = self._step(inputs, fire_until, only_if_due=False)
+            else:
+                result = self._step(inputs, fire_due_at, only_if_due=True)
         except BaseException:
             self.state = BatchState.FAILED  # cached cases and timers are half-updated now
             raise
         self.state = BatchState.PENDING
         return result
 
-    def _step(self, inputs: Sequence[Input], fire_until: datetime | None) -> BatchResult:
+    def _step(
+        self, inputs: Sequence[Input], fire_until: datetime | None, *, only_if_due: bool
+    ) -> BatchResult:
         replay = self._replay
         duplicates = replay.stats.duplicates
         outputs: list[Output] = []
@@ -170,7 +183,8 @@ class BatchReplay:
                     outputs.append(Output(_with_headers(record, item.headers), index, workflow))
                 else:
                     outputs.append(Output(record, index, workflow))
-        if fire_until is not None:
+        due = replay.timers.peek()  # after the inputs: they may have made a timer due
+        if fire_until is not None and not (only_if_due and (due is None or due > fire_until)):
             outputs.extend(Output(r, None, self._workflow(r)) for r in replay.advance(fire_until))
         changed = replay.take_changes()
         changes = tuple(CaseChange(self._before.get(c), case) for c, case in changed.items())

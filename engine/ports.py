@@ -66,11 +66,12 @@ class Send(NamedTuple):
 
 
 class GroupView(NamedTuple):
-    """This member's state in its consumer group (`<stable>`, `<rebalancing>`, `<unjoined>`)
-    and the generation it last joined."""
+    """This member's state in its consumer group (`<stable>`, `<rebalancing>`, `<unjoined>`),
+    the generation it last joined, and whether a join request is waiting for the broker."""
 
     state: str
     generation: int
+    joining: bool = False
 
 
 class Transaction(Protocol):

@@ -147,18 +147,18 @@ def _throughput(brk: Broker, workflows: Path, events: int, partitions: int,
 # Parts of the engine's main thread, by inclusive wall time (file suffix, function name).
 ENGINE_PARTS: list[tuple[str, list[tuple[str, str]]]] = [
     ("core: decode, decide, build records", [("engine/replay.py", "feed")]),
-    ("encode records + snapshots (JSON)", [("consumers/kafka/engine_loop.py", "_emit"),
-                                           ("engine/stores/", "encode_case")]),
+    ("encode records + snapshots (JSON)", [("consumers/kafka/engine_loop.py", "_sends")]),
     ("kafka-python send() (into the batch)", [("kafka/producer/kafka.py", "send")]),
     ("transaction: offsets + commit (waits)", [
         ("kafka/producer/kafka.py", "send_offsets_to_transaction"),
         ("kafka/producer/kafka.py", "commit_transaction"),
         ("kafka/producer/kafka.py", "begin_transaction")]),
     ("kafka-python poll (fetch, decode)", [("kafka/consumer/group.py", "poll")]),
-    ("metrics, gauges, lag", [("consumers/kafka/engine_loop.py", "_count"),
+    ("metrics, gauges, lag", [("consumers/runtime/observe.py", "observe_batch"),
                               ("consumers/kafka/engine_loop.py", "_refresh_gauges"),
                               ("consumers/kafka/engine_loop.py", "_refresh_lag")]),
-    ("state store writes", [("engine/stores/", "write")]),
+    ("state store writes", [("engine/stores/memory.py", "write"),
+                            ("engine/stores/sqlite.py", "write")]),
 ]  # fmt: skip
 
 

@@ -49,6 +49,7 @@ class AdapterLoop:
             settings,
             transactional_id=f"{settings.transactional_id_prefix}-adapters-{settings.instance_id}",
             group_id=settings.adapter_group_id,
+            role="adapters",
         )
         self.translated = 0
         self.refused = 0
@@ -67,7 +68,8 @@ class AdapterLoop:
     def turn(self) -> None:
         self.alive_at = time.monotonic()
         view = self.transaction.group()
-        self.membership.observe(state_name(view.state), view.generation, self.alive_at)
+        self.membership.observe(state_name(view.state), view.generation, self.alive_at,
+                                joining=view.joining)  # fmt: skip
         polled = self.transaction.poll(self.settings.commit_interval_ms)
         if polled:
             self.run_batch(polled)

@@ -233,15 +233,19 @@ class EngineLoop:
         self._refresh_gauges()
 
     def _step(self, inputs: Mapping[int, list[Input]]) -> dict[int, BatchResult]:
-        """The core's batch step per partition: its inputs, then (wall clock) the idle timers
-        due by now, if the partition is caught up."""
+        """The core's batch step per partition: its inputs, then (wall clock, caught up) the
+        timers due by now — including those its own inputs just made due."""
         now = self.clock.now() if self.settings.clock == "wall" else None
         results: dict[int, BatchResult] = {}
         for p, part in self.partitions.items():
+            fire_due_at = now if now is not None and self._caught_up(p) else None
             due = part.next_due
-            fire = now is not None and due is not None and due <= now and self._caught_up(p)
-            if p in inputs or fire:
-                results[p] = part.step(inputs.get(p, []), fire_until=now if fire else None)
+            if p not in inputs and (fire_due_at is None or due is None or due > fire_due_at):
+                continue
+            # If the core fails, the log says where (never the case id: DESIGN §7).
+            bind_contextvars(topic=self.settings.topic_case_events, partition=p)
+            results[p] = part.step(inputs.get(p, []), fire_due_at=fire_due_at)
+        unbind_contextvars(*MESSAGE_CONTEXT)
         return results
 
     def _sends(self, results: Mapping[int, BatchResult]) -> list[Send]:

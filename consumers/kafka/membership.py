@@ -8,9 +8,11 @@ assignment callback, even an empty one, and `/healthz` ok as long as `poll()` re
 - **ready** (`/readyz`): the member is *stable* in its group, its assignment has been restored
   from the changelog, and it holds partitions — or holds none because the group has at least as
   many members as the input has partitions (a standby).
-- **alive** (`/healthz`): not unsettled (unjoined or rebalancing) for more than
-  `UNSETTLED_SESSIONS` session timeouts in a row while subscribed. A rebalance finishes well within
-  one session timeout; a member that has not settled after three is stuck, and a restart helps.
+- **alive** (`/healthz`): not unsettled (unjoined or rebalancing) *without a join request in
+  flight* for more than `UNSETTLED_SESSIONS` session timeouts in a row while subscribed. A member
+  waiting for the broker's answer to its JoinGroup is in a healthy, maybe long rebalance (the
+  broker waits for slow members up to the rebalance timeout); one that has neither settled nor
+  a request in flight after three session timeouts is stuck, and a restart helps.
 
 `Membership` only judges what the loop tells it (no I/O, no clock of its own: times are passed
 in), so the rules are unit-tested; `GroupWatch` asks the broker the two things the member cannot
@@ -62,7 +64,7 @@ class Membership:
     generation: int = -1
     subscribed_at: float | None = None
     settled_at: float | None = None
-    """Last instant the member was seen stable (monotonic seconds)."""
+    """Last instant the member was seen stable or waiting for a join answer (monotonic s)."""
     assigned: frozenset[int] | None = None
     """Partitions of the last assignment (None before the first one)."""
     restored: bool = False
@@ -73,9 +75,9 @@ class Membership:
     def subscribe(self, now: float) -> None:
         self.subscribed_at = now
 
-    def observe(self, state: str, generation: int, now: float) -> None:
+    def observe(self, state: str, generation: int, now: float, *, joining: bool = False) -> None:
         self.state, self.generation = state, generation
-        if state == "stable":
+        if state == "stable" or joining:
             self.settled_at = now
 
     def assigning(self, partitions: frozenset[int]) -> None:
@@ -124,8 +126,8 @@ class Membership:
         if self.state != "stable" and unsettled > limit:
             return False, (
                 f"consumer group not joined for {unsettled:.0f} s (more than "
-                f"{UNSETTLED_SESSIONS} session timeouts): state {self.state}, "
-                f"generation {self.generation}"
+                f"{UNSETTLED_SESSIONS} session timeouts, no join request in flight): state "
+                f"{self.state}, generation {self.generation}"
             )
         return True, "ok"
 
@@ -149,7 +151,7 @@ class GroupWatch:
         view = transaction.group()
         now = self.clock()
         state = state_name(view.state)
-        self.membership.observe(state, view.generation, now)
+        self.membership.observe(state, view.generation, now, joining=view.joining)
         self.metrics.group_state.state(state)
         self.metrics.group_generation.set(view.generation)
         if now - self._last_watch < WATCH_INTERVAL_S:

@@ -82,6 +82,14 @@ def _internals_present() -> bool:
     )
 
 
+def join_in_flight(consumer: Any) -> bool:
+    """Whether the consumer's JoinGroup/SyncGroup round trip is still waiting for the broker: a
+    member in a long but healthy rebalance (the broker waits for slow members, up to the
+    rebalance timeout) is joining; a stuck one is not (its join finished, uncollected)."""
+    task = getattr(getattr(consumer, "_coordinator", None), "_join_task", None)
+    return task is not None and not task.is_done
+
+
 def applied() -> bool:
     """True once `apply()` has patched the coordinator classes in this process."""
     return ConsumerCoordinator.need_rejoin is _need_rejoin_or_pending

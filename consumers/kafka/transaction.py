@@ -29,15 +29,11 @@ from kafka import (
     OffsetAndMetadata,
     TopicPartition,
 )
-from kafka.errors import (
-    InvalidProducerEpochError,
-    KafkaError,
-    ProducerFencedError,
-    TransactionalIdAuthorizationFailedError,
-)
+from kafka.errors import InvalidProducerEpochError, KafkaError, ProducerFencedError
 
 from consumers.errors import FencedError
 from consumers.kafka.membership import heartbeat_interval_ms
+from consumers.kafka.rejoin import join_in_flight
 from consumers.runtime.settings import TRANSACTIONAL_RETRY_BACKOFF_MS, Settings, kafka_client_config
 from engine.ports import GroupView, Send
 
@@ -49,7 +45,7 @@ WATCH_TIMEOUT_MS = 2_000
 ABORT_BACKOFF_S = 0.2
 """Pause after an abort before polling again (a struggling broker is not hammered)."""
 
-_FATAL = (ProducerFencedError, InvalidProducerEpochError, TransactionalIdAuthorizationFailedError)
+_FATAL = (ProducerFencedError, InvalidProducerEpochError)
 
 
 def client_config(settings: Settings) -> dict[str, object]:
@@ -61,8 +57,12 @@ def client_config(settings: Settings) -> dict[str, object]:
 class KafkaTransaction:
     """The `Transaction` port over kafka-python (see the module docstring)."""
 
-    def __init__(self, settings: Settings, *, transactional_id: str, group_id: str) -> None:
+    def __init__(
+        self, settings: Settings, *, transactional_id: str, group_id: str, role: str = "engine"
+    ) -> None:
         self.settings = settings
+        self.role = role
+        """Names its log events (`engine.fenced`, `adapters.fenced`: the runbooks look for them)."""
         self.transactional_id = transactional_id
         self.group_id = group_id
         self._client = client_config(settings)
@@ -114,11 +114,10 @@ class KafkaTransaction:
                 producer.send_offsets_to_transaction(meta, consumer.group_metadata())
             producer.commit_transaction()
         except _FATAL as err:
-            raise FencedError(
-                f"transactional id {self.transactional_id!r} was taken by another process "
-                f"({type(err).__name__}): stopping; the other one carries on"
-            ) from None
+            raise self._fenced(err) from None
         except KafkaError as err:
+            if self._producer_failed():
+                raise self._fenced(err, "its producer is in a fatal state") from None
             log.warning("transaction.aborted", error=type(err).__name__)
             self._abort()
             self.rewind()
@@ -126,12 +125,27 @@ class KafkaTransaction:
             return False
         return True
 
+    def _fenced(self, err: BaseException, why: str = "another process took it") -> FencedError:
+        log.error(f"{self.role}.fenced", error=type(err).__name__, reason=why)
+        return FencedError(
+            f"transactional id {self.transactional_id!r}: {why} ({type(err).__name__}); "
+            "stopping: a restarted process (same FENGQIAO_INSTANCE_ID) resumes exactly once"
+        )
+
+    def _producer_failed(self) -> bool:
+        """kafka-python's transaction manager in its fatal state (e.g. fenced while its sender
+        bumped the epoch): every later begin/abort raises a plain KafkaError, so retrying would
+        loop for ever. Read from the library's own flag (3.0.12: has_fatal_error)."""
+        manager = getattr(self._producer, "_transaction_manager", None)
+        check = getattr(manager, "has_fatal_error", None)
+        return bool(check()) if callable(check) else False
+
     def _abort(self) -> None:
         assert self._producer is not None
         try:
             self._producer.abort_transaction()
         except _FATAL as err:
-            raise FencedError(f"fenced while aborting ({type(err).__name__})") from None
+            raise self._fenced(err) from None
         except KafkaError as err:
             log.warning("transaction.abort_failed", error=type(err).__name__)
 
@@ -148,7 +162,10 @@ class KafkaTransaction:
     def caught_up(self, tp: TopicPartition) -> bool:
         """Whether our position reached the partition's high watermark (no broker round trip)."""
         highwater = self.consumer.highwater(tp)
-        return highwater is not None and self.consumer.position(tp) >= highwater
+        if highwater is None:
+            return False
+        position = self.consumer.position(tp, timeout_ms=0)  # never block the loop for it
+        return position is not None and position >= highwater
 
     def lag(self, tp: TopicPartition) -> int | None:
         """Highwater minus position from the consumer's own view (None: not known yet)."""
@@ -160,7 +177,7 @@ class KafkaTransaction:
 
     def group(self) -> GroupView:
         meta = self.consumer.group_metadata()
-        return GroupView(str(meta.state), meta.generation_id)
+        return GroupView(str(meta.state), meta.generation_id, join_in_flight(self.consumer))
 
     def group_lag(self, topic: str) -> tuple[int, int]:
         consumer = self.consumer

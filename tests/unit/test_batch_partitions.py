@@ -291,3 +291,17 @@ def test_source_is_the_input_index_or_none_for_the_clock(engine: Engine) -> None
     clock = [o.record.model_dump() for o in result.outputs if o.source is None]
     assert {r["case_id"] for r in clock} == {"c1", "c2"}
     assert all("/" in r["caused_by"] for r in clock)  # timer ids: case/seq/kind
+
+
+def test_the_wall_clock_fires_what_the_batch_itself_made_due(engine: Engine) -> None:
+    """`fire_due_at` (the engine's wall clock while caught up) looks at the timers *after* the
+    inputs: a report whose warning is already past is warned in the same batch; with nothing
+    due the event-time watermark is left alone."""
+    (report,) = two_reports()[:1]
+    part, _ = fresh(engine)
+    result = part.step([report], fire_due_at=UNTIL)
+    assert "sla.warning" in [o.record.type for o in result.outputs if o.source is None]
+    part.confirm()
+    quiet, _ = fresh(engine)
+    early = START - timedelta(days=1)  # before anything is due
+    assert all(o.source == 0 for o in quiet.step([report], fire_due_at=early).outputs)

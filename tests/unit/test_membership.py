@@ -66,9 +66,23 @@ def test_alive_while_settled_dead_after_three_unsettled_session_timeouts() -> No
     assert m.liveness(1.0 + limit)[0] is True  # last seen stable at 1.0
     ok, reason = m.liveness(1.0 + limit + 0.5)
     assert ok is False
-    assert reason.startswith("consumer group not joined for 30 s (more than 3 session timeouts)")
+    assert reason.startswith(
+        "consumer group not joined for 30 s (more than 3 session timeouts, no join request in "
+        "flight)"
+    )
     m.observe("stable", 3, 200.0)
     assert m.liveness(200.5) == (True, "ok")
+
+
+def test_a_join_waiting_for_the_broker_is_a_healthy_rebalance() -> None:
+    """The broker holds a JoinGroup until every member rejoined (up to the rebalance timeout):
+    a member waiting for that answer is not stuck, however long it waits."""
+    m = _joined(frozenset({0}))
+    for t in range(2, 300, 5):
+        m.observe("rebalancing", 3, float(t), joining=True)
+        assert m.liveness(float(t) + 0.1) == (True, "ok")
+    m.observe("rebalancing", 3, 300.0, joining=False)  # answered, yet never collected: stuck
+    assert m.liveness(297.0 + 30.5)[0] is False
 
 
 def test_a_member_that_never_joined_counts_from_subscribing() -> None:
