@@ -21,6 +21,7 @@ from engine.records import RecordBuilder, rejection
 from engine.refusal import Refusal
 from engine.registry import WorkflowRegistry
 from engine.sla import enter_sla, extend_sla, pause_sla, resume_sla
+from engine.vocabulary import fields_problem
 from schemas.events import MIGRATION_TYPE, PAYLOAD_MODELS, CaseEvent, CaseReported
 from schemas.records import CaseRecord, EventRejected, RejectionReason
 
@@ -121,14 +122,9 @@ class Engine:
                 origin,
                 Refusal("workflow_unknown", f"no workflow named {payload.workflow!r}"),
             )
-        if event.source not in workflow.sources:
-            return self._refuse(
-                event,
-                origin,
-                Refusal(
-                    "unauthorized_source", f"{event.source!r} may not report {workflow.name} cases"
-                ),
-            )
+        problem = _opening_problem(workflow, event.source, payload)
+        if problem is not None:
+            return self._refuse(event, origin, problem)
         at = event.occurred_at.astimezone(workflow.tz)
         case = Case(
             case_id=event.case_id, workflow=workflow.name, version=workflow.version, state="",
@@ -163,6 +159,11 @@ class Engine:
             return Refusal(
                 "unauthorized_source", f"{event.source!r} is not a source of {workflow.name}"
             )
+        declared = workflow.spec.events.get(event.type)
+        if declared is not None and declared.payload:
+            wrong = fields_problem("payload", declared.payload, event.payload)
+            if wrong is not None:
+                return Refusal("schema_invalid", wrong)
         return None
 
     def _transition(
@@ -283,6 +284,15 @@ def _context(case: Case, event: CaseEvent, at: datetime) -> dict[str, object]:
         },
         "now": _utc(at),
     }
+
+
+def _opening_problem(
+    workflow: CompiledWorkflow, source: str, payload: CaseReported
+) -> Refusal | None:
+    if source not in workflow.sources:
+        return Refusal("unauthorized_source", f"{source!r} may not report {workflow.name} cases")
+    wrong = fields_problem("attributes", workflow.spec.attributes, payload.attributes)
+    return Refusal("schema_invalid", wrong) if wrong is not None else None
 
 
 def _route(

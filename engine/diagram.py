@@ -1,64 +1,255 @@
 """State diagrams of a workflow (Mermaid for Markdown, DOT for Graphviz).
 
 Drawn from the checked spec rather than from `transitions`' own GraphMachine, which would pull in
-Graphviz bindings for what is a few lines of text. Escalations on SLA breach are dashed.
+Graphviz bindings for what is a few lines of text. The diagram is for the workflow's author and
+reviewers, so it shows what decides a case's path: each transition's trigger, the channels that
+may send it (`[court]`) and its guard; the routing rules from the start, in order (first match
+wins); each state's tier, SLA and, for terminal states, outcome; and the escalation on SLA breach
+(dashed in DOT, marked ⌛ in Mermaid, whose state diagrams cannot style one edge).
+
+The text of each element is built once, format-neutral (`state_lines`, `edge_head`,
+`edge_guard`), then escaped for each format; one small function per element kind, so a new
+field of the workflow language shows up by changing one place.
 """
 
 from __future__ import annotations
 
-from schemas.workflow import WorkflowSpec
+import re
+from dataclasses import dataclass
+
+from schemas.workflow import DurationSpec, SlaSpec, StateSpec, WorkflowSpec
+
+GUARD_WIDTH = 72
+"""Longer guards are cut (with …): the diagram says *that* and roughly *what*; the YAML has it
+all."""
+SNAP = 12
+"""A cut moves to a space at most this far away rather than split a word."""
+
+BREACH_TRIGGER = "sla.breached"
+
+TIER_COLOURS = (
+    ("#e8f5e9", "#2e7d32"),  # green: the lowest rung, where most should end
+    ("#fff8e1", "#f9a825"),
+    ("#fdecea", "#c62828"),
+    ("#ede7f6", "#5e35b1"),
+    ("#e3f2fd", "#1565c0"),
+)
+"""(fill, stroke) per rung, lowest first, cycling: the same colours in both formats."""
+
+BREACH_COLOUR = "#c62828"
 
 
-def _edges(spec: WorkflowSpec) -> list[tuple[str, str, str, bool]]:
-    edges: list[tuple[str, str, str, bool]] = []
-    for route in spec.routing:
-        edges.append(("[*]", route.dest, "case.reported" + (" [guard]" if route.guard else ""),
-                      False))  # fmt: skip
+@dataclass(frozen=True)
+class Edge:
+    """One arrow: `src` None is the start (`[*]`), a new case's entry."""
+
+    src: str | None
+    dest: str
+    trigger: str
+    allowed_sources: tuple[str, ...] = ()
+    guard: str | None = None
+    breach: bool = False
+
+
+# -- the elements, format-neutral -------------------------------------------------------------
+
+
+def route_edges(spec: WorkflowSpec) -> list[Edge]:
+    """Entry edges of `case.reported`, numbered when there are several (first match wins)."""
+    numbered = len(spec.routing) > 1
+    return [
+        Edge(
+            None,
+            route.dest,
+            "case.reported" + (f" ({i})" if numbered else ""),
+            tuple(route.allowed_sources or ()),
+            route.guard,
+        )
+        for i, route in enumerate(spec.routing, start=1)
+    ]
+
+
+def transition_edges(spec: WorkflowSpec) -> list[Edge]:
+    """One edge per (source state, transition); `*` stands for every non-terminal state."""
+    edges: list[Edge] = []
     for tr in spec.transitions:
         sources = (
             [n for n, s in spec.states.items() if not s.terminal]
             if tr.source == "*"
             else tr.source_states
         )
-        label = tr.trigger + (" [guard]" if tr.guard else "")
-        edges.extend((src, tr.dest, label, False) for src in sources)
-    for name, state in spec.states.items():
-        if state.sla and state.sla.escalate_to:
-            edges.append((name, state.sla.escalate_to, f"SLA breach ({_sla(state.sla)})", True))
+        allowed = tuple(tr.allowed_sources or ())
+        edges.extend(Edge(src, tr.dest, tr.trigger, allowed, tr.guard) for src in sources)
     return edges
 
 
-def _sla(sla: object) -> str:
-    unit = getattr(sla, "unit", "")
-    return f"{getattr(sla, unit, '')} {unit.replace('_', ' ')}"
+def breach_edges(spec: WorkflowSpec) -> list[Edge]:
+    """Where a case goes when its deadline passes (`sla.escalate_to`)."""
+    return [
+        Edge(name, state.sla.escalate_to, BREACH_TRIGGER, breach=True)
+        for name, state in spec.states.items()
+        if state.sla is not None and state.sla.escalate_to
+    ]
+
+
+def edges(spec: WorkflowSpec) -> list[Edge]:
+    return route_edges(spec) + transition_edges(spec) + breach_edges(spec)
+
+
+def duration_text(duration: DurationSpec) -> str:
+    """`3 working days`, `1 hour`."""
+    words = duration.unit.replace("_", " ")
+    return f"{duration.amount} {words.removesuffix('s') if duration.amount == 1 else words}"
+
+
+def sla_text(sla: SlaSpec) -> str:
+    """`3 working days, warn 67%, ext +30 calendar days ×1`."""
+    parts = [duration_text(sla), f"warn {sla.warn_at:.0%}"]
+    if sla.extension is not None and sla.max_extensions:
+        parts.append(f"ext +{duration_text(sla.extension)} ×{sla.max_extensions}")
+    return ", ".join(parts)
+
+
+def state_lines(state: StateSpec) -> list[str]:
+    """What a state's box says under its name: tier, SLA, outcome."""
+    lines = []
+    if state.tier:
+        lines.append(f"tier {state.tier}")
+    if state.sla is not None:
+        lines.append(f"SLA {sla_text(state.sla)}")
+    if state.terminal:
+        lines.append(f"outcome: {state.outcome or '-'}")
+    return lines
+
+
+def short_guard(guard: str, width: int = GUARD_WIDTH) -> str:
+    """One line (a YAML block guard spans several), at most `width` characters.
+
+    A long guard keeps its start and its end, cut in the middle (at a space when one is near):
+    guards of one trigger often share their first condition and differ in their last
+    (`rating == "unsatisfied" && … && case.tier == "city"`)."""
+    text = " ".join(guard.split())
+    if len(text) <= width:
+        return text
+    keep = width - 3  # for " … "
+    cut = keep * 3 // 5
+    head, tail = text[:cut], text[len(text) - (keep - cut) :]
+    space = head.rfind(" ")
+    if text[cut] != " " and space >= 0 and cut - space <= SNAP:
+        head = head[:space]
+    space = tail.find(" ")
+    if text[-len(tail) - 1] != " " and 0 <= space < SNAP:
+        tail = tail[space + 1 :]
+    return f"{head.rstrip()} … {tail.lstrip()}"
+
+
+def edge_head(edge: Edge) -> str:
+    """`mediation.failed [court]`: the trigger and the channels allowed to send it."""
+    if edge.allowed_sources:
+        return f"{edge.trigger} [{', '.join(edge.allowed_sources)}]"
+    return edge.trigger
+
+
+def edge_guard(edge: Edge) -> str | None:
+    return f"if {short_guard(edge.guard)}" if edge.guard else None
+
+
+def _tier_colours(spec: WorkflowSpec) -> dict[str, tuple[str, str]]:
+    return {t: TIER_COLOURS[i % len(TIER_COLOURS)] for i, t in enumerate(spec.tiers)}
+
+
+# -- Mermaid -----------------------------------------------------------------------------------
+
+_MERMAID_UNSAFE = re.compile(r"[#;<>]|&(?=[#A-Za-z])|:(?=:)|(?<=:):|%(?=%)|(?<=%)%")
+"""What breaks or changes a Mermaid label: `;` ends a statement, `#…;` is an entity code, `<`
+and `>` read as HTML (a guard `a<b && c>d` would lose `b && c`), `::` (`:::` sets a class),
+`%%` (a comment or `%%{init}%%` directive), and `&` starting an HTML entity."""
+
+
+def mermaid_text(text: str) -> str:
+    """`text` as a Mermaid label: one line, risky characters as entity codes (`#59;`)."""
+    one_line = " ".join(text.split())
+    return _MERMAID_UNSAFE.sub(lambda m: f"#{ord(m.group())};", one_line)
+
+
+def _mermaid_label(edge: Edge) -> str:
+    head = ("⌛ " if edge.breach else "") + mermaid_text(edge_head(edge))
+    guard = edge_guard(edge)
+    return head if guard is None else f"{head}<br/>{mermaid_text(guard)}"
 
 
 def mermaid(spec: WorkflowSpec) -> str:
+    """A `stateDiagram-v2`: states with their tier/SLA/outcome lines, tiers as colour classes."""
     ids = {name: f"s{i}" for i, name in enumerate(spec.states)}
-    ids["[*]"] = "[*]"
     lines = ["stateDiagram-v2", f"    %% {spec.name} v{spec.version}"]
     for name, state in spec.states.items():
-        extra = f" — {_sla(state.sla)}" if state.sla else ""
-        lines.append(f'    state "{name} ({state.tier or "-"}){extra}" as {ids[name]}')
-    for src, dest, label, _dashed in _edges(spec):
-        lines.append(f"    {ids[src]} --> {ids[dest]}: {label}")
+        lines.append(f'    state "{name}" as {ids[name]}')
+        lines.extend(f"    {ids[name]} : {mermaid_text(line)}" for line in state_lines(state))
+    for edge in edges(spec):
+        src = "[*]" if edge.src is None else ids[edge.src]
+        lines.append(f"    {src} --> {ids[edge.dest]} : {_mermaid_label(edge)}")
     lines.extend(f"    {ids[n]} --> [*]" for n, s in spec.states.items() if s.terminal)
+    for i, (tier, (fill, stroke)) in enumerate(_tier_colours(spec).items()):
+        members = [ids[n] for n, s in spec.states.items() if s.tier == tier]
+        if members:
+            lines.append(f"    classDef tier{i} fill:{fill},stroke:{stroke}")
+            lines.append(f"    class {','.join(members)} tier{i}")
     return "\n".join(lines) + "\n"
 
 
+# -- Graphviz DOT ------------------------------------------------------------------------------
+
+_DOT_UNSAFE = re.compile(r'[\\"]|&(?=#?\w+;)')
+"""Inside a quoted DOT string: `\\` would start a label escape (`\\n`, `\\N`), `"` ends the
+string, and Graphviz decodes HTML entities (`&lt;`) in every label."""
+
+
+def dot_text(text: str) -> str:
+    """`text` for the inside of a quoted DOT string, on one line."""
+    one_line = " ".join(text.split())
+    return _DOT_UNSAFE.sub(lambda m: "&amp;" if m.group() == "&" else "\\" + m.group(), one_line)
+
+
+def _dot_lines(lines: list[str]) -> str:
+    return "\\n".join(dot_text(line) for line in lines)
+
+
+def _dot_state(name: str, state: StateSpec) -> str:
+    attrs = [f'label="{_dot_lines([name, *state_lines(state)])}"']
+    if state.terminal:
+        attrs.append("peripheries=2")
+    return f'    "{dot_text(name)}" [{", ".join(attrs)}];'
+
+
+def _dot_edge(edge: Edge) -> str:
+    src = '"[*]"' if edge.src is None else f'"{dot_text(edge.src)}"'
+    guard = edge_guard(edge)
+    attrs = [f'label="{_dot_lines([edge_head(edge)] + ([guard] if guard else []))}"']
+    if edge.breach:
+        attrs.append(f'style=dashed, color="{BREACH_COLOUR}", fontcolor="{BREACH_COLOUR}"')
+    return f'    {src} -> "{dot_text(edge.dest)}" [{", ".join(attrs)}];'
+
+
 def dot(spec: WorkflowSpec) -> str:
-    lines = [f'digraph "{spec.name}" {{', "    rankdir=LR;", '    start [shape=point, label=""];']
-    for tier in spec.tiers:
+    """A `digraph`: one cluster per tier, terminal states double-bordered, breaches dashed."""
+    lines = [
+        f'digraph "{dot_text(spec.name)}" {{',
+        f"    // {dot_text(spec.name)} v{spec.version}",
+        "    rankdir=LR;",
+        '    node [shape=box, style="rounded,filled", fillcolor=white, fontsize=11];',
+        "    edge [fontsize=10];",
+        '    "[*]" [shape=point, label=""];',
+    ]
+    for tier, (fill, stroke) in _tier_colours(spec).items():
         members = [n for n, s in spec.states.items() if s.tier == tier]
-        lines.append(f'    subgraph "cluster_{tier}" {{ label="{tier}";')
-        lines.extend(f'        "{n}";' for n in members)
+        lines.append(f'    subgraph "cluster_{dot_text(tier)}" {{')
+        lines.append(
+            f'        label="tier {dot_text(tier)}"; style=filled; '
+            f'fillcolor="{fill}"; color="{stroke}";'
+        )
+        lines.extend(f'        "{dot_text(n)}";' for n in members)
         lines.append("    }")
-    for name, state in spec.states.items():
-        shape = "doublecircle" if state.terminal else "box"
-        lines.append(f'    "{name}" [shape={shape}];')
-    for src, dest, label, dashed in _edges(spec):
-        style = ", style=dashed" if dashed else ""
-        source = "start" if src == "[*]" else f'"{src}"'
-        lines.append(f'    {source} -> "{dest}" [label="{label}"{style}];')
+    lines.extend(_dot_state(name, state) for name, state in spec.states.items())
+    lines.extend(_dot_edge(edge) for edge in edges(spec))
     lines.append("}")
     return "\n".join(lines) + "\n"

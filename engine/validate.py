@@ -7,19 +7,20 @@ below, which need the whole document: names that refer to each other, reachabili
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import ValidationError
-
+from engine.guard_types import Scope, guard_scope, guard_type_problems
 from engine.guards import GuardError, compile_guard
 from engine.problems import Problem
-from engine.yaml_source import Path_, SourceDoc, load_yaml
+from engine.validate_shape import Located, checked_shape, schema_problems
+from engine.vocabulary import vocabulary_problems
+from engine.yaml_source import load_yaml
 from schemas.workflow import WorkflowSpec
+
+_schema_problems = schema_problems  # the name other modules imported before the split
 
 RESERVED_TRIGGERS = frozenset({"sla.breached", "sla.warning"})
 """Triggers the engine fires itself from timers; a workflow may not declare them."""
@@ -40,88 +41,34 @@ def check_file(path: str, raw: bytes) -> tuple[CheckedWorkflow | None, list[Prob
         return None, problems
     if not isinstance(doc.data, dict):
         return None, [*problems, doc.problem_at((), "a workflow file must be a mapping")]
-    try:
-        spec = WorkflowSpec.model_validate(doc.data)
-    except ValidationError as err:
-        return None, problems + _schema_problems(doc, err)
-    problems += list(_semantic_problems(spec, doc))
-    return (CheckedWorkflow(spec, path) if not problems else None), problems
+    spec, shape, located = checked_shape(doc)
+    problems += shape
+    if spec is not None:
+        problems += [p for p in _semantic_problems(spec, located) if _still_meaningful(p, located)]
+    return (CheckedWorkflow(spec, path) if spec and not problems else None), problems
 
 
-_FRIENDLY_MESSAGES = {
-    "string_pattern_mismatch": "a name must start with a letter and use only letters, digits, "
-    "'_', '.' and '-'",
-}
-_MODEL_NAME = re.compile(r" or instance of \w+")
+def _still_meaningful(problem: Problem, located: Located) -> bool:
+    """A name cut out by pruning is reported by its shape problem, not again as unknown."""
+    return problem not in located.echoes and not any(
+        f"{name!r}" in problem.message or f".{name}:" in problem.message
+        for name in located.removed_names
+        if name
+    )
 
 
-def _schema_problems(doc: SourceDoc, err: ValidationError) -> list[Problem]:
-    """One problem per place, each on the deepest node it concerns.
-
-    Pydantic reports a value that fits no member of a union once per member (`source` may be
-    '*', a name or a list of names); the alternatives at one place are merged into one line,
-    and an alternative that went deeper (into a list item) wins over the shallower ones.
-    """
-    found: list[tuple[Path_, bool, str, str]] = []
-    for error in err.errors():
-        loc, is_key = _doc_loc(doc, tuple(error["loc"]), missing=error["type"] == "missing")
-        found.append((loc, is_key, error["type"], _message(doc, error, loc)))
-    deepest = [
-        f for f in found
-        if f[2] in ("missing", "extra_forbidden")
-        or not any(g[0][: len(f[0])] == f[0] and len(g[0]) > len(f[0]) for g in found)
-    ]  # fmt: skip
-    merged: dict[tuple[Path_, bool], list[str]] = {}
-    problems: list[Problem] = []
-    for loc, is_key, kind, message in deepest:
-        if kind in ("missing", "extra_forbidden"):
-            target = loc[:-1] if kind == "missing" else loc
-            problems.append(doc.problem_at(target, message, key=kind == "extra_forbidden"))
-            continue
-        messages = merged.setdefault((loc, is_key), [])
-        if message not in messages:
-            messages.append(message)
-    for (loc, is_key), messages in merged.items():
-        where = ".".join(str(p) for p in loc) or "document"
-        problems.append(doc.problem_at(loc, f"{where}: {'; or '.join(messages)}", key=is_key))
-    return problems
-
-
-def _doc_loc(doc: SourceDoc, raw: tuple[Any, ...], *, missing: bool) -> tuple[Path_, bool]:
-    """Pydantic's location without its union labels ('constrained-str', '[key]', …)."""
-    loc: Path_ = ()
-    is_key = False
-    for i, part in enumerate(raw):
-        if part == "[key]":
-            is_key = True
-            continue
-        candidate = (*loc, part)
-        if candidate in doc.values or candidate in doc.keys or (missing and i == len(raw) - 1):
-            loc = candidate  # a missing key is kept last: the caller points at its parent
-    return loc, is_key
-
-
-def _message(doc: SourceDoc, error: Any, loc: Path_) -> str:
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        return f"unknown key {loc[-1]!r}"
-    if kind == "missing":
-        parent = ".".join(str(p) for p in loc[:-1])
-        return f"missing required key {loc[-1]!r}" + (f" in {parent}" if parent else "")
-    message = _FRIENDLY_MESSAGES.get(kind, str(error["msg"]))
-    return _MODEL_NAME.sub("", message.removeprefix("Value error, "))
-
-
-def _semantic_problems(spec: WorkflowSpec, doc: SourceDoc) -> Iterator[Problem]:
+def _semantic_problems(spec: WorkflowSpec, doc: Located) -> Iterator[Problem]:
     yield from _check_names(spec, doc)
     yield from _check_states(spec, doc)
     yield from _check_routing(spec, doc)
     yield from _check_transitions(spec, doc)
     yield from _check_clock(spec, doc)
-    yield from _check_graph(spec, doc)
+    yield from vocabulary_problems(spec, doc)
+    if not doc.pruned:  # a removed transition would make states look unreachable
+        yield from _check_graph(spec, doc)
 
 
-def _check_names(spec: WorkflowSpec, doc: SourceDoc) -> Iterator[Problem]:
+def _check_names(spec: WorkflowSpec, doc: Located) -> Iterator[Problem]:
     try:
         ZoneInfo(spec.timezone)
     except (ZoneInfoNotFoundError, ValueError):
@@ -134,7 +81,7 @@ def _check_names(spec: WorkflowSpec, doc: SourceDoc) -> Iterator[Problem]:
             seen.add(name)
 
 
-def _check_states(spec: WorkflowSpec, doc: SourceDoc) -> Iterator[Problem]:
+def _check_states(spec: WorkflowSpec, doc: Located) -> Iterator[Problem]:
     tiers = {t: i for i, t in enumerate(spec.tiers)}
     for name, state in spec.states.items():
         at = ("states", name)
@@ -174,7 +121,7 @@ def _check_states(spec: WorkflowSpec, doc: SourceDoc) -> Iterator[Problem]:
             )
 
 
-def _check_routing(spec: WorkflowSpec, doc: SourceDoc) -> Iterator[Problem]:
+def _check_routing(spec: WorkflowSpec, doc: Located) -> Iterator[Problem]:
     for i, route in enumerate(spec.routing):
         at = ("routing", i)
         target = spec.states.get(route.dest)
@@ -183,7 +130,7 @@ def _check_routing(spec: WorkflowSpec, doc: SourceDoc) -> Iterator[Problem]:
         elif target.terminal:
             yield doc.problem_at((*at, "dest"), f"routing: {route.dest!r} is a terminal state")
         yield from _check_sources(spec, doc, at, route.allowed_sources)
-        yield from _check_guard(doc, at, route.guard)
+        yield from _check_guard(doc, at, route.guard, guard_scope(spec, None))
         catch_all = route.guard is None and route.allowed_sources is None
         if catch_all and i < len(spec.routing) - 1:
             yield doc.problem_at(
@@ -193,7 +140,7 @@ def _check_routing(spec: WorkflowSpec, doc: SourceDoc) -> Iterator[Problem]:
             )
 
 
-def _check_transitions(spec: WorkflowSpec, doc: SourceDoc) -> Iterator[Problem]:
+def _check_transitions(spec: WorkflowSpec, doc: Located) -> Iterator[Problem]:
     by_key: dict[tuple[str, str], list[int]] = defaultdict(list)
     clock_events = {*spec.clock.pause, *spec.clock.resume, *spec.clock.extend}
     for i, tr in enumerate(spec.transitions):
@@ -220,7 +167,9 @@ def _check_transitions(spec: WorkflowSpec, doc: SourceDoc) -> Iterator[Problem]:
             else:
                 by_key[(tr.trigger, src)].append(i)
         yield from _check_sources(spec, doc, at, tr.allowed_sources)
-        yield from _check_guard(doc, at, tr.guard)
+        yield from _check_guard(doc, at, tr.guard, guard_scope(spec, tr.trigger))
+    if doc.pruned:
+        return  # a removed guard would make transitions look ambiguous
     for (trigger, src), indexes in by_key.items():
         guards = [spec.transitions[i].guard for i in indexes]
         for n, i in enumerate(indexes[:-1]):
@@ -233,7 +182,7 @@ def _check_transitions(spec: WorkflowSpec, doc: SourceDoc) -> Iterator[Problem]:
 
 
 def _check_sources(
-    spec: WorkflowSpec, doc: SourceDoc, at: tuple[str | int, ...], allowed: list[str] | None
+    spec: WorkflowSpec, doc: Located, at: tuple[str | int, ...], allowed: list[str] | None
 ) -> Iterator[Problem]:
     for j, name in enumerate(allowed or []):
         if name not in spec.sources:
@@ -242,16 +191,21 @@ def _check_sources(
             )
 
 
-def _check_guard(doc: SourceDoc, at: tuple[str | int, ...], guard: str | None) -> Iterator[Problem]:
+def _check_guard(
+    doc: Located, at: tuple[str | int, ...], guard: str | None, scope: Scope
+) -> Iterator[Problem]:
     if guard is None:
         return
     try:
         compile_guard(guard)
     except GuardError as err:
         yield doc.problem_at((*at, "guard"), f"guard: {err}")
+        return
+    for message in guard_type_problems(guard, scope):
+        yield doc.problem_at((*at, "guard"), f"guard: {message}")
 
 
-def _check_clock(spec: WorkflowSpec, doc: SourceDoc) -> Iterator[Problem]:
+def _check_clock(spec: WorkflowSpec, doc: Located) -> Iterator[Problem]:
     seen: dict[str, str] = {}
     for kind in ("pause", "resume", "extend"):
         for i, trigger in enumerate(getattr(spec.clock, kind)):
@@ -264,7 +218,7 @@ def _check_clock(spec: WorkflowSpec, doc: SourceDoc) -> Iterator[Problem]:
         yield doc.problem_at(("clock", "extend"), "extend events given but no SLA has extension")
 
 
-def _check_graph(spec: WorkflowSpec, doc: SourceDoc) -> Iterator[Problem]:
+def _check_graph(spec: WorkflowSpec, doc: Located) -> Iterator[Problem]:
     edges: dict[str, set[str]] = defaultdict(set)
     for tr in spec.transitions:
         star = tr.source == "*"

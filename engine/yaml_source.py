@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
@@ -44,6 +44,12 @@ _NOT_YAML_12_NUMBER = re.compile(
     r"^[-+]?(?:[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?"  # base 60: 09:00 is not 540
     r"|0[0-9_]+|0b[01_]+)$"  # YAML 1.1 octal and binary: 010 is not 8
 )
+
+
+class Locator(Protocol):
+    """Anything that turns a path in the document into a positioned problem."""
+
+    def problem_at(self, loc: Path_, message: str, *, key: bool = False) -> Problem: ...
 
 
 @dataclass(slots=True)

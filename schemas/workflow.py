@@ -22,13 +22,22 @@ Name = Annotated[
 ]
 """State, tier, source and event-type names: ASCII so they are safe as metric labels and ids."""
 
+FieldName = Annotated[
+    str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", min_length=1, max_length=64)
+]
+"""Attribute and payload field names: CEL identifiers, so a guard can write `case.attrs.NAME`."""
+
 DurationUnit = Literal["working_days", "calendar_days", "hours", "working_hours"]
+FieldType = Literal["string", "int", "number", "bool", "timestamp"]
+Outcome = Literal["resolved", "confirmed", "litigation", "referred", "withdrawn", "closed"]
+"""How a case can end; the resolution-rate metrics and dashboards count these (domain brief)."""
 
 
 class _Strict(BaseModel):
     """Unknown keys are refused: a typo in a key must not silently disable a rule."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+    """Strict: `working_days: "3"` or `terminal: "yes"` is refused, never coerced."""
 
 
 class DurationSpec(_Strict):
@@ -90,10 +99,9 @@ class SlaSpec(DurationSpec):
 class StateSpec(_Strict):
     tier: Name | None = None
     terminal: bool = False
-    outcome: Name | None = Field(
+    outcome: Outcome | None = Field(
         default=None,
-        description="Outcome reported when a case ends here (resolved, confirmed, litigation, "
-        "referred, withdrawn, closed); required on terminal states.",
+        description="Outcome reported when a case ends here; required on terminal states.",
     )
     sla: SlaSpec | None = None
     description: str | None = None
@@ -138,14 +146,33 @@ class ClockSpec(_Strict):
 
 
 class WorkingHoursSpec(_Strict):
-    start: time = time(9, 0)
-    end: time = time(17, 0)
+    start: time = Field(default=time(9, 0), strict=False)  # "09:00" in YAML is a string
+    end: time = Field(default=time(17, 0), strict=False)
 
     @model_validator(mode="after")
     def _ordered(self) -> WorkingHoursSpec:
         if self.start >= self.end:
             raise ValueError("working hours must start before they end")
         return self
+
+
+class FieldSpec(_Strict):
+    """One declared attribute or payload field: what guards may read, and what the engine
+    accepts at run time (a value of another type is refused as `schema_invalid`)."""
+
+    type: FieldType
+    enum: list[str] | list[int] | None = Field(
+        default=None, min_length=1, description="The only values allowed (string or int fields)."
+    )
+    required: bool = False
+    description: str | None = None
+
+
+class EventSpec(_Strict):
+    """One event type the workflow accepts, and the payload fields its guards may read."""
+
+    payload: dict[FieldName, FieldSpec] = Field(default_factory=dict)
+    description: str | None = None
 
 
 class WorkflowSpec(_Strict):
@@ -163,3 +190,12 @@ class WorkflowSpec(_Strict):
     routing: list[RouteSpec] = Field(min_length=1)
     transitions: list[TransitionSpec] = Field(default_factory=list)
     clock: ClockSpec = Field(default_factory=ClockSpec)
+    attributes: dict[FieldName, FieldSpec] = Field(
+        default_factory=dict,
+        description="The case attributes (`case.attrs`) new cases may carry and guards may read.",
+    )
+    events: dict[Name, EventSpec] = Field(
+        default_factory=dict,
+        description="Every event type this workflow receives (transition triggers and clock "
+        "events), with its payload fields; `case.reported` is built in.",
+    )

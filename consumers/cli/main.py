@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 the input was refused (invalid workflows), 2 usage or s
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -15,6 +16,7 @@ from typing import Any
 from consumers.bench.core import run_core_bench
 from consumers.bench.kafka_bench import run_kafka_bench
 from consumers.bench.scale import run_scale_bench
+from consumers.cli.author_test import add_test_command
 from consumers.cli.demo import add_demo_command
 from consumers.cli.migrate import main as migrate_main
 from consumers.cli.schemas import write_schemas
@@ -38,47 +40,113 @@ def _workflows_default() -> Path:
     return Path(__file__).resolve().parents[2] / "workflows"
 
 
+def _unusable(path: Path) -> str | None:
+    """Why `path` cannot be read as a workflow file or folder, before anything parses it (the
+    same words for every command, so `validate`, `graph` and `simulate` agree)."""
+    try:
+        if not path.exists():
+            return "no such file or directory"
+        if path.is_dir():
+            next(path.iterdir(), None)
+    except OSError as err:  # a folder (or one on the way) we may not list
+        return f"cannot read: {err.strerror}"
+    return None
+
+
+def _where(paths: Sequence[Path]) -> str:
+    """What `validate` checked, for its `ok:` line: the paths as given, or their count."""
+    if len(paths) > 3:
+        return f"{len(paths)} paths"
+    return ", ".join(f"{p}/" if p.is_dir() and not str(p).endswith("/") else str(p) for p in paths)
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     paths = [Path(p) for p in args.paths] or [_workflows_default()]
-    missing = [p for p in paths if not p.exists()]
-    for path in missing:
-        print(f"{path}:1:1: error: no such file or directory")
-    checked, problems = check_paths([p for p in paths if p.exists()])
+    unusable = {p: why for p in paths if (why := _unusable(p)) is not None}
+    for path, why in unusable.items():
+        print(f"{path}:1:1: error: {why}")
+    checked, problems = check_paths([p for p in paths if p not in unusable])
     for problem in sorted(problems):
         print(problem)
-    if problems or missing:
+    if problems or unusable:
         return 1
-    print(f"ok: {len(checked)} workflow(s) valid", file=sys.stderr)
+    print(f"ok: {len(checked)} workflow(s) valid in {_where(paths)}", file=sys.stderr)
     return 0
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
-    checked, problems = check_paths([Path(args.file)])
+    """Problems go to stderr: stdout is the diagram, often redirected into a file."""
+    path = Path(args.file)
+    why = _unusable(path)
+    if why is None and path.is_dir():
+        why = "is a folder; graph draws one workflow file"
+    if why is not None:
+        print(f"{path}:1:1: error: {why}", file=sys.stderr)
+        return 1
+    checked, problems = check_paths([path])
     if problems or not checked:
         for problem in sorted(problems):
-            print(problem)
+            print(problem, file=sys.stderr)
         return 1
     render = dot if args.format == "dot" else mermaid
     sys.stdout.write(render(checked[0].spec))
     return 0
 
 
-def cmd_simulate(args: argparse.Namespace) -> int:
+def _load_registry(folder: Path) -> WorkflowRegistry | None:
+    """The workflows of `folder`, or None after printing why not (`PATH:1:1: error: …`)."""
+    why = _unusable(folder)
+    if why is not None:
+        print(f"{folder}:1:1: error: {why}", file=sys.stderr)
+        return None
     try:
-        registry = WorkflowRegistry.load(Path(args.workflows or _workflows_default()))
+        return WorkflowRegistry.load(folder)
     except InvalidWorkflowError as err:
         print(err, file=sys.stderr)
-        return 1
-    until = datetime.fromisoformat(args.until) if args.until else None
-    if until is not None and until.tzinfo is None:
-        print("error: --until needs a time zone offset, e.g. 2026-06-01T00:00:00+08:00")
+        return None
+
+
+def _until(text: str | None) -> datetime | str | None:
+    """`--until` as an aware instant; a string is the usage error to print."""
+    if text is None:
+        return None
+    try:
+        until = datetime.fromisoformat(text)
+    except ValueError:
+        return f"error: --until {text!r} is not an RFC 3339 instant, e.g. 2026-06-01T00:00:00+08:00"
+    if until.tzinfo is None:
+        return "error: --until needs a time zone offset, e.g. 2026-06-01T00:00:00+08:00"
+    return until
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    until = _until(args.until)
+    if isinstance(until, str):
+        print(until, file=sys.stderr)
         return 2
-    stats = simulate(registry, Path(args.events), Path(args.out) if args.out else None, until)
+    registry = _load_registry(Path(args.workflows or _workflows_default()))
+    if registry is None:
+        return 1
+    events, out = Path(args.events), Path(args.out) if args.out else None
+    try:
+        stats = simulate(registry, events, out, until, fmt=args.format)
+    except BrokenPipeError:  # `simulate | head`: the reader left; say nothing more to it
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except OSError as err:  # the events file or --out: missing, a folder, not permitted
+        if err.filename is None:  # not about a path we were given
+            raise
+        print(f"error: {err.filename}: {err.strerror}", file=sys.stderr)
+        return 1
     print(
         f"events={stats.events} records={stats.records} rejected={stats.rejected} "
         f"duplicates={stats.duplicates} timers_fired={stats.timers_fired}",
         file=sys.stderr,
     )
+    if args.fail_on_reject and stats.rejected:
+        reasons = ", ".join(f"{r}={n}" for r, n in sorted(stats.by_reason.items()))
+        print(f"error: {stats.rejected} event(s) rejected ({reasons})", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -90,6 +158,8 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     workflows = Path(args.workflows or _workflows_default())
+    if _load_registry(workflows) is None:  # refused before a broker starts, without a traceback
+        return 1
     if args.which == "kafka":
         rates = [int(r) for r in args.rates.split(",")]
         return run_kafka_bench(
@@ -245,6 +315,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workflows", help="workflow folder (default: workflows/)")
     p.add_argument("--until", help="at the end, fire timers up to this instant (RFC 3339)")
     p.add_argument("--out", help="write output records here (default: stdout)")
+    p.add_argument(
+        "--format",
+        choices=["json", "table"],
+        default="json",
+        help="json: one output record per line (default); table: a timeline per case, in the "
+        "workflow's local time",
+    )
+    p.add_argument(
+        "--fail-on-reject",
+        action="store_true",
+        help="exit 1 if any event was rejected (after writing all output); counts by reason "
+        "on stderr",
+    )
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser(
@@ -275,6 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_kafka_commands(sub)
 
     add_demo_command(sub, _workflows_default)
+    add_test_command(sub, _workflows_default)
     for action in sub._choices_actions:  # each command's --help opens with its one-line help
         command = sub.choices[action.dest]
         command.description = command.description or action.help

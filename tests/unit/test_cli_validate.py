@@ -33,7 +33,7 @@ def test_shipped_workflows_are_valid(capsys: pytest.CaptureFixture[str]) -> None
     code, out, err = run(capsys, str(WORKFLOWS))
     assert code == 0
     assert out == ""
-    assert err == f"ok: {len(list(WORKFLOWS.glob('*.yaml')))} workflow(s) valid\n"
+    assert err == f"ok: {len(list(WORKFLOWS.glob('*.yaml')))} workflow(s) valid in {WORKFLOWS}/\n"
 
 
 def test_default_is_the_workflows_folder(
@@ -47,7 +47,7 @@ def test_default_is_the_workflows_folder(
 
 
 def test_minimal_file_is_valid(capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(capsys, str(MINIMAL)) == (0, "", "ok: 1 workflow(s) valid\n")
+    assert run(capsys, str(MINIMAL)) == (0, "", f"ok: 1 workflow(s) valid in {MINIMAL}\n")
 
 
 def test_broken_folder_prints_one_line_per_problem(capsys: pytest.CaptureFixture[str]) -> None:

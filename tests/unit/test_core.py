@@ -155,16 +155,30 @@ def test_guards_choose_between_transitions_of_one_trigger(engine: Engine) -> Non
     assert failed.case.state == "court.mediating"
 
 
-def test_unexpected_payload_types_make_a_guard_false_not_an_error(engine: Engine) -> None:
+def test_a_declared_payload_field_of_the_wrong_type_is_refused_with_its_name(
+    engine: Engine,
+) -> None:
     case = opened(engine)
-    # The grid success guard reads payload.agreement_signed; a non-boolean makes it false, and
-    # the next transition (to agreement.reached) is taken: guards never raise out of the core.
+    # `agreement_signed` is declared a bool: "yes" is refused before any guard reads it (a guard
+    # would silently take it as false and send the case down the wrong branch).
     decision = engine.apply(
         case, ev(1, "mediation.succeeded", "2025-09-27T10:00:00+08:00", agreement_signed="yes")
     )
+    assert decision.rejection is not None
+    assert decision.rejection.reason == "schema_invalid"
+    assert decision.rejection.detail == "payload.agreement_signed: expected a bool, got 'yes'"
+    assert decision.case is not None
+    assert decision.case.state == "grid.mediating"
+
+
+def test_undeclared_payload_fields_are_accepted_and_ignored(engine: Engine) -> None:
+    case = opened(engine)
+    decision = engine.apply(
+        case, ev(1, "mediation.failed", "2025-09-27T10:00:00+08:00", mediator_note_id="n-7")
+    )
     assert decision.rejection is None
     assert decision.case is not None
-    assert decision.case.state == "agreement.reached"
+    assert decision.case.state == "center.mediating"
 
 
 def test_duplicate_event_id_is_dropped_not_rejected(engine: Engine) -> None:

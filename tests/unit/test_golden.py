@@ -436,9 +436,11 @@ def test_hotline_bad_lines_are_rejected(runs: dict[str, Run]) -> None:
         "hotline-12345-20260102-0014": "unknown_case",
         "hotline-12345-20260304-0150": "invalid_transition",
         None: "malformed",
-        "hotline-12345-20260305-0007": "guard_failed",
+        # A work order without urgency, and a rating outside the declared enum: refused as
+        # schema_invalid with the field named (the workflow's vocabulary), not left to a guard.
+        "hotline-12345-20260305-0007": "schema_invalid",
         "grid-20260316-0002": "unauthorized_source",
-        "hotline-12345-20260316-0101": "guard_failed",
+        "hotline-12345-20260316-0101": "schema_invalid",
     }
     # The unclassified order never opened a case.
     assert not of_case(records, "12345-20260305-0007", "case.transitioned")

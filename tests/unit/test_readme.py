@@ -63,6 +63,10 @@ def _golden(done: subprocess.CompletedProcess[str]) -> None:
     assert done.stdout == golden.read_text(encoding="utf-8")
 
 
+def _scenarios_pass(done: subprocess.CompletedProcess[str]) -> None:
+    assert re.search(r"^\d+ passed, 0 failed$", done.stdout, re.M)
+
+
 def _demo_help(done: subprocess.CompletedProcess[str]) -> None:
     assert "--speed" in done.stdout
     assert "resume" in done.stdout
@@ -75,6 +79,7 @@ CHEAP: dict[str, Check] = {
     f"{FENGQIAO} simulate --events workflows/examples/dispute-escalation.jsonl "
     "--until 2026-12-31T00:00:00+08:00": _golden,
     f"{FENGQIAO} demo --help": _demo_help,
+    f"{FENGQIAO} test": _scenarios_pass,
 }
 
 UNIT, INTEGRATION = "tests/unit/", "tests/integration/"

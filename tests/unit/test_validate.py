@@ -54,11 +54,11 @@ EXPECTED: dict[str, list[str]] = {
     "duplicate-key.yaml": ["12:3: error: duplicate key 'open'"],
     "list-not-mapping.yaml": ["2:1: error: a workflow file must be a mapping"],
     # --- shape (pydantic)
-    "wrong-type-version.yaml": ["3:10: error: version: Input should be a valid integer…"],
+    "wrong-type-version.yaml": ["3:10: error: version: a whole number, not the text 'one'"],
     "wrong-type-negative-sla.yaml": [
         "10:21: error: states.open.sla.working_days: Input should be greater than or equal to 0"
     ],
-    "unknown-key.yaml": ["8:5: error: unknown key 'teir'"],
+    "unknown-key.yaml": ["8:5: error: unknown key 'teir' (did you mean 'tier'?)"],
     "missing-required-key.yaml": ["15:5: error: missing required key 'dest' in transitions.0"],
     # YAML 1.2: `on` stays the string "on" (YAML 1.1 would make it the boolean true and the
     # message would be a puzzling "mapping keys must be plain strings").
@@ -101,7 +101,52 @@ EXPECTED: dict[str, list[str]] = {
     # --- meaning: states
     "sla-on-terminal.yaml": ["12:10: error: terminal state 'closed' cannot have an SLA"],
     "terminal-without-outcome.yaml": ["9:3: error: terminal state 'closed' needs an outcome"],
+    # --- meaning: the vocabulary (declared attributes and events)
+    "guard-misspelt-case-member.yaml": [
+        "18:12: error: guard: case.attr: case has no member 'attr' (did you mean 'attrs'?); it "
+        "has attrs, entered_at, escalations, opened_at, state, tier, workflow"
+    ],
+    "guard-undeclared-field.yaml": [
+        "18:12: error: guard: case.attrs.categry: case.attrs has no member 'categry' (did you "
+        "mean 'category'?); declare it under `attributes:`",
+        "18:12: error: guard: event.payload.agreed: event.payload has no member 'agreed'; "
+        "declare it under `events: case.closed: payload:`",
+    ],
+    "guard-literal-wrong-type.yaml": [
+        "14:12: error: guard: 'urgnet' is not a value of case.attrs.urgency (did you mean "
+        "'urgent'?); it is one of 'urgent', 'general'",
+        "19:12: error: guard: event.payload.agreement_signed is a bool, compared with 'yes' "
+        "(a string)",
+    ],
+    "undeclared-trigger.yaml": [
+        "15:14: error: 'agreement.fulfiled' is not a declared event (did you mean "
+        "'agreement.fulfilled'?); declare it under `events:` or fix the name"
+    ],
+    "undeclared-clock-event.yaml": [
+        "20:11: error: 'apraisal.started' is not a declared event (did you mean "
+        "'appraisal.started'?); declare it under `events:` or fix the name"
+    ],
+    "string-where-number.yaml": [
+        "9:25: error: states.open.sla.working_days: a whole number, not the text '3' (write it "
+        "without quotes)",
+        "9:39: error: states.open.sla.warn_at: warn_at is a fraction of the limit, e.g. 0.67 "
+        "(got 67)",
+        "11:15: error: states.closed.terminal: true or false, not the text 'yes'",
+    ],
     # --- several problems are all reported at once
+    # Six mistakes of every layer in one pass: a shape error no longer hides the others.
+    "six-mistakes.yaml": [
+        "9:25: error: states.open.sla.working_days: a whole number, not the text '3' (write it "
+        "without quotes)",
+        "11:5: error: unknown key 'teir' (did you mean 'tier'?)",
+        "21:12: error: guard: case.attr: case has no member 'attr' (did you mean 'attrs'?); it "
+        "has attrs, entered_at, escalations, opened_at, state, tier, workflow",
+        "22:14: error: 'agreement.fulfiled' is not a declared event (did you mean "
+        "'agreement.fulfilled'?); declare it under `events:` or fix the name",
+        "24:11: error: transition dest: unknown state 'clossed'",
+        "26:11: error: 'apraisal.started' is not a declared event (did you mean "
+        "'appraisal.started'?); declare it under `events:` or fix the name",
+    ],
     "two-problems.yaml": [
         "8:11: error: state 'open': unknown tier 'village'",
         f"18:12: error: {GUARD_USER}",
@@ -216,6 +261,8 @@ def test_alias_bomb_is_refused_quickly() -> None:
 # Inputs the fixtures do not cover: variations on the minimal workflow.
 
 MINIMAL = (VALID / "minimal.yaml").read_text(encoding="utf-8")
+EVENTS = "events:\n  case.closed: {}\n"
+"""The minimal workflow's vocabulary, its last lines: variants add events and clocks here."""
 
 
 def _variant(old: str, new: str) -> bytes:
@@ -299,15 +346,15 @@ def test_every_problem_of_a_file_is_reported_across_layers() -> None:
             id="route-to-terminal",
         ),
         pytest.param(
-            "transitions:",
-            "clock:\n  extend: [deadline.extended]\ntransitions:",
-            ["15:11: error: extend events given but no SLA has extension"],
+            EVENTS,
+            f"{EVENTS}  deadline.extended: {{}}\nclock:\n  extend: [deadline.extended]\n",
+            ["24:11: error: extend events given but no SLA has extension"],
             id="extend-without-extension",
         ),
         pytest.param(
-            "transitions:",
-            "clock:\n  pause: [hold]\n  resume: [hold]\ntransitions:",
-            ["16:12: error: 'hold' is both a pause and a resume event"],
+            EVENTS,
+            f"{EVENTS}  hold: {{}}\nclock:\n  pause: [hold]\n  resume: [hold]\n",
+            ["25:12: error: 'hold' is both a pause and a resume event"],
             id="clock-event-twice",
         ),
         pytest.param(
@@ -329,8 +376,11 @@ def test_every_problem_of_a_file_is_reported_across_layers() -> None:
             "transitions:\n",
             "transitions:\n  - trigger: case.closed\n    source: open\n    dest: closed\n"
             "    guard: event.payload.x == 1\n",
-            [],
-            id="later-unguarded-transition-is-a-fallback",
+            [
+                "18:12: error: guard: event.payload.x: event.payload has no member 'x'; declare it "
+                "under `events: case.closed: payload:`"
+            ],
+            id="guard-reads-an-undeclared-payload-field",
         ),
     ],
 )
@@ -367,7 +417,8 @@ def test_variant(old: str, new: str, expected: list[str]) -> None:
         ),
         pytest.param(
             _variant("  closed:\n", "  bad name:\n"),
-            ["9:3: error: …bad name…"],
+            # The state is refused, and what referred to it by its old name is reported too.
+            ["9:3: error: …bad name…", "17:11: error: transition dest: unknown state 'closed'"],
             id="bad-state-name-points-at-its-value",
         ),
         pytest.param(
@@ -375,7 +426,7 @@ def test_variant(old: str, new: str, expected: list[str]) -> None:
                 "transitions:\n",
                 "transitions:\n  - trigger: case.withdrawn\n    source: '*'\n    dest: closed\n"
                 "  - trigger: case.withdrawn\n    source: '*'\n    dest: closed\n",
-            ),
+            ).replace(b"  case.closed: {}", b"  case.closed: {}\n  case.withdrawn: {}"),
             [
                 "15:5: error: ambiguous: several transitions on 'case.withdrawn' from 'open' and "
                 "no guard tells them apart"
