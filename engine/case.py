@@ -64,6 +64,16 @@ class Case(NamedTuple):
     attrs: dict[str, Scalar] = {}  # noqa: RUF012 - never mutated; a new case gets its own dict
     sla: SlaClock | None = None
     seen: tuple[str, ...] = ()
+    marks: tuple[tuple[str, datetime], ...] = ()
+    """When the case last entered each state the workflow counts a limit from (`from: STATE`);
+    only those states, so most cases carry none."""
+
+    def entered(self, state: str) -> datetime | None:
+        """The last entry into `state`, if the workflow marks it."""
+        return next((at for name, at in self.marks if name == state), None)
+
+    def marked(self, state: str, at: datetime) -> Case:
+        return self._replace(marks=(*((n, t) for n, t in self.marks if n != state), (state, at)))
 
     def timers(self) -> tuple[Timer, ...]:
         """Pending timers: none when closed, paused or already breached."""
@@ -103,6 +113,8 @@ class Case(NamedTuple):
             "sla": None,
             "seen": list(self.seen),
         }
+        if self.marks:  # absent rather than empty: older snapshots read the same
+            out["marks"] = [[name, at.isoformat()] for name, at in self.marks]
         if self.sla is not None:
             s = self.sla
             out["sla"] = {
@@ -137,6 +149,7 @@ class Case(NamedTuple):
             closed=bool(data["closed"]),
             attrs={sys.intern(k): _shared(v) for k, v in data["attrs"].items()},
             seen=tuple(data["seen"]),
+            marks=tuple((sys.intern(n), ts(at)) for n, at in data.get("marks", ())),
             sla=None
             if sla is None
             else SlaClock(

@@ -8,6 +8,7 @@ same records. No input makes these functions raise: every refusal is an `EventRe
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -15,15 +16,16 @@ from pydantic import ValidationError
 
 from engine.case import Case, Timer
 from engine.guards import GuardError
-from engine.machine import BREACH_TRIGGER, CompiledWorkflow, Step
+from engine.machine import BREACH_TRIGGER, TIMEOUT_TRIGGER, CompiledWorkflow, Step, to_duration
 from engine.migration import apply_migration
 from engine.records import RecordBuilder, rejection
 from engine.refusal import Refusal
 from engine.registry import WorkflowRegistry
-from engine.sla import enter_sla, extend_sla, pause_sla, resume_sla
+from engine.sla import anchor_at, enter_sla, extend_sla, pause_sla, resume_sla
 from engine.vocabulary import fields_problem
 from schemas.events import MIGRATION_TYPE, PAYLOAD_MODELS, CaseEvent, CaseReported
 from schemas.records import CaseRecord, EventRejected, RejectionReason
+from schemas.workflow import WindowSpec
 
 MAX_TIMERS_PER_ADVANCE = 64
 """A chain of escalations fires at most a few timers; the bound only guards against loops."""
@@ -180,7 +182,10 @@ class Engine:
                 "unauthorized_source", f"{event.source!r} may not send {event.type!r} here"
             )
         step = Step(case.state, event.source, _context(case, event, builder.at))
+        step.window_open = _window(workflow, case, builder.at)
         if not workflow.machine.events[event.type].trigger(step):
+            if step.window_closed is not None and step.guard_error is None:
+                return Refusal("window_closed", step.window_closed)
             return Refusal("guard_failed", step.guard_error or f"no guard of {event.type!r} held")
         return self._enter(workflow, builder, step.state, event.type)
 
@@ -192,12 +197,13 @@ class Engine:
         if case.sla is None or spec is None:
             return Refusal("invalid_transition", f"state {case.state!r} has no SLA clock to {kind}")
         sla = case.sla
+        start = anchor_at(case, spec.counted_from)
         if kind == "pause":
             new = pause_sla(sla, builder.at)
         elif kind == "resume":
-            new = resume_sla(workflow, spec, sla, case.entered_at, builder.at)
+            new = resume_sla(workflow, spec, sla, start, builder.at)
         else:
-            new = extend_sla(workflow, spec, sla, case.entered_at, builder.at)
+            new = extend_sla(workflow, spec, sla, start, builder.at)
         if isinstance(new, str):
             return Refusal("invalid_transition", new)
         action = {"pause": "paused", "resume": "resumed", "extend": "extended"}[kind]
@@ -213,16 +219,18 @@ class Engine:
         if timer.kind == "warning":
             builder.sla_warning(case._replace(sla=case.sla._replace(warned=True)))
             return builder.case
-        breached = case._replace(sla=case.sla._replace(breached=True, warned=True),
-                           breaches=case.breaches + 1)  # fmt: skip
-        builder.sla_breached(breached)
         spec = workflow.state(case.state).sla
-        if spec is None or spec.escalate_to is None:
+        party = spec is not None and spec.owner == "party"
+        breached = case._replace(sla=case.sla._replace(breached=True, warned=True),
+                                 breaches=case.breaches + (0 if party else 1))  # fmt: skip
+        builder.sla_breached(breached, owner="party" if party else "organ")
+        if spec is None or (spec.escalate_to is None and spec.timeout_to is None):
             return builder.case  # report only
+        trigger = BREACH_TRIGGER if spec.escalate_to else TIMEOUT_TRIGGER
         step = Step(case.state, "engine", {})
-        if not workflow.machine.events[BREACH_TRIGGER].trigger(step):
+        if not workflow.machine.events[trigger].trigger(step):
             return builder.case
-        return self._enter(workflow, builder, step.state, BREACH_TRIGGER)
+        return self._enter(workflow, builder, step.state, trigger)
 
     def _enter(
         self, workflow: CompiledWorkflow, builder: RecordBuilder, dest: str, trigger: str
@@ -237,10 +245,14 @@ class Engine:
             and to_tier is not None
             and workflow.tier_index[to_tier] > workflow.tier_index[from_tier]
         )
-        sla = enter_sla(workflow, state.sla, at) if state.sla and not state.terminal else None
         moved = case._replace(state=dest, tier=to_tier, entered_at=at, entered_seq=case.seq + 1,
-                        escalations=case.escalations + int(climbed), sla=sla,
+                        escalations=case.escalations + int(climbed), sla=None,
                         closed=state.terminal)  # fmt: skip
+        if dest in workflow.marked_states:
+            moved = moved.marked(dest, at)
+        if state.sla and not state.terminal:
+            start = anchor_at(moved, state.sla.counted_from)
+            moved = moved._replace(sla=enter_sla(workflow, state.sla, start))
         builder.transitioned(moved, from_state=case.state or None, from_tier=from_tier,
                              trigger=trigger)  # fmt: skip
         if state.terminal:
@@ -284,6 +296,20 @@ def _context(case: Case, event: CaseEvent, at: datetime) -> dict[str, object]:
         },
         "now": _utc(at),
     }
+
+
+def _window(
+    workflow: CompiledWorkflow, case: Case, at: datetime
+) -> Callable[[WindowSpec], datetime | None]:
+    """For the machine's window condition: None while `at` is inside the window, else the
+    instant it closed. Windows count like deadlines (Chinese procedural counting)."""
+
+    def closed_at(window: WindowSpec) -> datetime | None:
+        start = anchor_at(case, window.counted_from)
+        end = workflow.deadline(start, to_duration(window)).instant
+        return None if at < end else end
+
+    return closed_at
 
 
 def _opening_problem(

@@ -204,6 +204,17 @@ class DeadlineCalculator:
             return Deadline(moved.instant, moved.data_missing or days.missing)
         return Deadline(instant.astimezone(self.tz), days.missing)
 
+    def working_fraction(self, start: datetime, end: datetime, fraction: float) -> datetime:
+        """The instant at which `fraction` of the office time between `start` and `end` has
+        passed: where a working-day limit warns, so a warning never lands at 04:00 in the
+        middle of a holiday. With no office time in between, the plain elapsed fraction."""
+        frm, to = _require_aware(start, "start"), _require_aware(end, "end")
+        days = _Days(self.calendar)
+        total = self._working_time_between(frm, to, days)
+        if total <= _ZERO:
+            return (frm + (to - frm) * fraction).astimezone(self.tz)
+        return self._add_working_time(frm, total * fraction, days).astimezone(self.tz)
+
     # -- helpers; all instants are handled in UTC, where datetime arithmetic is absolute -----
 
     def _local_date(self, at: datetime) -> date:

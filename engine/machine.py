@@ -3,12 +3,14 @@
 The machine holds no case: `model=None`, and each `apply` hands it a throw-away `Step` object
 carrying the case's state and the guard context. `transitions` then does what it is good at:
 finding the transitions of a trigger from the current state, trying their conditions in
-declaration order, and setting the destination. SLA escalations are ordinary transitions on the
-reserved trigger `sla.breached`, so the diagram and the machine agree with the YAML.
+declaration order, and setting the destination. What a breach does is an ordinary transition on
+a reserved trigger, `sla.breached` for an escalation up the ladder and `sla.timed_out` for a
+lapse to any state, so the diagram and the machine agree with the YAML.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cache
@@ -21,9 +23,10 @@ from engine.calendar import BusinessCalendar
 from engine.deadlines import DAY_UNITS, Deadline, DeadlineCalculator, Duration, WorkingHours
 from engine.guards import Guard, GuardError, compile_guard
 from engine.validate import CheckedWorkflow
-from schemas.workflow import DurationSpec, StateSpec, WorkflowSpec
+from schemas.workflow import DurationSpec, StateSpec, WindowSpec, WorkflowSpec
 
 BREACH_TRIGGER = "sla.breached"
+TIMEOUT_TRIGGER = "sla.timed_out"
 MEMO_LIMIT = 100_000
 
 
@@ -36,6 +39,9 @@ class Step:
     context: dict[str, Any]
     guard_error: str | None = None
     refused_source: bool = False
+    window_open: Callable[[WindowSpec], datetime | None] | None = None
+    """None when the event is inside the window, else the instant the window closed."""
+    window_closed: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +65,8 @@ class CompiledWorkflow:
     tz: ZoneInfo
     sources: frozenset[str] = field(default_factory=frozenset)
     allowed: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)
+    marked_states: frozenset[str] = frozenset()
+    """States whose entry instant a limit or window counts from (`from: STATE`)."""
     _deadline_memo: dict[tuple[date, Duration], Deadline] = field(default_factory=dict)
     """Sources that may fire (trigger, from-state): tells `unauthorized_source` from the rest."""
 
@@ -137,13 +145,21 @@ def compile_workflow(checked: CheckedWorkflow, calendar: BusinessCalendar) -> Co
                 "trigger": tr.trigger,
                 "source": source,
                 "dest": tr.dest,
-                "conditions": [_source_check(allowed), _guard_check(guard)],
+                "conditions": [
+                    _source_check(allowed),
+                    _window_check(tr.within),
+                    _guard_check(guard),
+                ],
             }
         )
     for name, state in spec.states.items():
         if state.sla and state.sla.escalate_to:
             config.append(
                 {"trigger": BREACH_TRIGGER, "source": name, "dest": state.sla.escalate_to}
+            )
+        if state.sla and state.sla.timeout_to:
+            config.append(
+                {"trigger": TIMEOUT_TRIGGER, "source": name, "dest": state.sla.timeout_to}
             )
     machine = shared_machine(list(spec.states), config, name=f"{spec.name}@{spec.version}")
     routes = tuple(
@@ -168,7 +184,32 @@ def compile_workflow(checked: CheckedWorkflow, calendar: BusinessCalendar) -> Co
         tz=tz,
         sources=all_sources,
         allowed=allowed_by_key,
+        marked_states=_marked_states(spec),
     )
+
+
+def _marked_states(spec: WorkflowSpec) -> frozenset[str]:
+    anchors = [s.sla.counted_from for s in spec.states.values() if s.sla]
+    anchors += [t.within.counted_from for t in spec.transitions if t.within]
+    return frozenset(a for a in anchors if a in spec.states)
+
+
+def _window_check(window: WindowSpec | None) -> Any:
+    def check(event: EventData) -> bool:
+        step = event.model
+        assert isinstance(step, Step)
+        if window is None or step.window_open is None:
+            return True
+        closed_at = step.window_open(window)
+        if closed_at is None:
+            return True
+        step.window_closed = (
+            f"the window of {window.amount} {window.unit.replace('_', ' ')} from "
+            f"{window.counted_from} closed at {closed_at.isoformat()}"
+        )
+        return False
+
+    return check
 
 
 def _source_check(allowed: frozenset[str]) -> Any:

@@ -16,7 +16,7 @@ from engine.machine import CompiledWorkflow
 from engine.records import RecordBuilder
 from engine.refusal import Refusal
 from engine.registry import WorkflowRegistry
-from engine.sla import enter_sla
+from engine.sla import anchor_at, enter_sla, warning_at
 from schemas.events import MIGRATION_SOURCE, CaseEvent, CaseMigration
 from schemas.workflow import SlaSpec
 
@@ -59,13 +59,12 @@ def _sla(
 ) -> SlaClock | None:
     if spec is None:
         return None
-    recomputed = enter_sla(target, spec, case.entered_at)
+    start = anchor_at(case, spec.counted_from)
+    recomputed = enter_sla(target, spec, start)
     old = case.sla
     if old is None or policy == "recompute":
         return recomputed._replace(warned=recomputed.warning_at <= at)
-    kept = old._replace(
-        warning_at=case.entered_at + (old.deadline - case.entered_at) * spec.warn_at
-    )
+    kept = old._replace(warning_at=warning_at(target, spec, start, old.deadline))
     if policy == "keep" or kept.deadline <= recomputed.deadline:
         return kept
     return recomputed._replace(warned=recomputed.warning_at <= at)

@@ -113,9 +113,9 @@ class RecordBuilder:
         assert case.sla is not None
         self._add(case, SlaWarning, state=case.state, deadline=case.sla.deadline)
 
-    def sla_breached(self, case: Case) -> None:
+    def sla_breached(self, case: Case, owner: Literal["organ", "party"] = "organ") -> None:
         assert case.sla is not None
-        self._add(case, SlaBreached, state=case.state, deadline=case.sla.deadline)
+        self._add(case, SlaBreached, state=case.state, deadline=case.sla.deadline, owner=owner)
 
     def migrated(
         self,

@@ -16,13 +16,13 @@ from engine.guard_types import Scope, guard_scope, guard_type_problems
 from engine.guards import GuardError, compile_guard
 from engine.problems import Problem
 from engine.validate_shape import Located, checked_shape, schema_problems
-from engine.vocabulary import vocabulary_problems
+from engine.vocabulary import did_you_mean, vocabulary_problems
 from engine.yaml_source import load_yaml
 from schemas.workflow import WorkflowSpec
 
 _schema_problems = schema_problems  # the name other modules imported before the split
 
-RESERVED_TRIGGERS = frozenset({"sla.breached", "sla.warning"})
+RESERVED_TRIGGERS = frozenset({"sla.breached", "sla.warning", "sla.timed_out"})
 """Triggers the engine fires itself from timers; a workflow may not declare them."""
 
 
@@ -63,6 +63,7 @@ def _semantic_problems(spec: WorkflowSpec, doc: Located) -> Iterator[Problem]:
     yield from _check_routing(spec, doc)
     yield from _check_transitions(spec, doc)
     yield from _check_clock(spec, doc)
+    yield from _check_timing(spec, doc)
     yield from vocabulary_problems(spec, doc)
     if not doc.pruned:  # a removed transition would make states look unreachable
         yield from _check_graph(spec, doc)
@@ -218,6 +219,52 @@ def _check_clock(spec: WorkflowSpec, doc: Located) -> Iterator[Problem]:
         yield doc.problem_at(("clock", "extend"), "extend events given but no SLA has extension")
 
 
+ANCHORS = ("entered", "opened")
+
+
+def _check_timing(spec: WorkflowSpec, doc: Located) -> Iterator[Problem]:
+    """`timeout_to`, and what limits and windows count from (`from:`)."""
+    for name, state in spec.states.items():
+        sla = state.sla
+        if sla is None:
+            continue
+        at = ("states", name, "sla")
+        if sla.timeout_to is not None:
+            if sla.escalate_to is not None:
+                yield doc.problem_at(
+                    (*at, "timeout_to"),
+                    "give escalate_to (climb the ladder) or timeout_to (lapse to any state), "
+                    "not both",
+                )
+            elif sla.timeout_to not in spec.states:
+                near = did_you_mean(sla.timeout_to, set(spec.states))
+                yield doc.problem_at(
+                    (*at, "timeout_to"), f"timeout_to: unknown state {sla.timeout_to!r}{near}"
+                )
+            elif sla.timeout_to == name:
+                yield doc.problem_at((*at, "timeout_to"), "timeout_to must lead to another state")
+        yield from _check_anchor(spec, doc, (*at, "from"), sla.counted_from, name)
+    for i, tr in enumerate(spec.transitions):
+        if tr.within is not None:
+            yield from _check_anchor(
+                spec, doc, ("transitions", i, "within", "from"), tr.within.counted_from, None
+            )
+
+
+def _check_anchor(
+    spec: WorkflowSpec, doc: Located, at: tuple[str | int, ...], anchor: str, own: str | None
+) -> Iterator[Problem]:
+    if anchor in ANCHORS or (anchor in spec.states and anchor != own):
+        return
+    if anchor == own:
+        yield doc.problem_at(at, f"from: {anchor!r} is this state itself; write `entered`")
+        return
+    near = did_you_mean(anchor, {*ANCHORS, *spec.states})
+    yield doc.problem_at(
+        at, f"from: {anchor!r} is not `entered`, `opened` or a state of this workflow{near}"
+    )
+
+
 def _check_graph(spec: WorkflowSpec, doc: Located) -> Iterator[Problem]:
     edges: dict[str, set[str]] = defaultdict(set)
     for tr in spec.transitions:
@@ -227,8 +274,9 @@ def _check_graph(spec: WorkflowSpec, doc: Located) -> Iterator[Problem]:
         ):
             edges[src].add(tr.dest)
     for name, state in spec.states.items():
-        if state.sla and state.sla.escalate_to:
-            edges[name].add(state.sla.escalate_to)
+        for target in (state.sla.escalate_to, state.sla.timeout_to) if state.sla else ():
+            if target is not None:
+                edges[name].add(target)
     reached: set[str] = set()
     todo = [r.dest for r in spec.routing]
     while todo:

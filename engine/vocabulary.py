@@ -19,7 +19,9 @@ from engine.problems import Problem
 from engine.yaml_source import Locator, Path_
 from schemas.workflow import FieldSpec, WorkflowSpec
 
-BUILT_IN_EVENTS = frozenset({"case.reported", "case.migrated", "sla.breached", "sla.warning"})
+BUILT_IN_EVENTS = frozenset(
+    {"case.reported", "case.migrated", "sla.breached", "sla.warning", "sla.timed_out"}
+)
 """Event types the engine defines itself; a workflow declares its own events only."""
 
 

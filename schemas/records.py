@@ -21,6 +21,7 @@ RejectionReason = Literal[
     "unauthorized_source",
     "guard_failed",
     "workflow_unknown",
+    "window_closed",
 ]
 
 
@@ -66,9 +67,13 @@ class SlaWarning(_Record):
 
 
 class SlaBreached(_Record):
+    """A limit passed. `owner: party` is a party's window that lapsed (a petitioner who did not
+    request review in time): reported, but no breach by the organ and not counted in `on_time`."""
+
     type: Literal["sla.breached"] = "sla.breached"
     state: str
     deadline: datetime
+    owner: Literal["organ", "party"] = "organ"
 
 
 class SlaChanged(_Record):

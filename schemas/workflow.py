@@ -77,6 +77,13 @@ class DurationSpec(_Strict):
         return value
 
 
+ANCHOR_HELP = (
+    "When the period starts: `entered` (entering this state, the default), `opened` (the case's "
+    "opening, e.g. 12345's limits count from the message), or the name of an earlier state "
+    "(its last entry)."
+)
+
+
 class SlaSpec(DurationSpec):
     """The time limit of one state: a duration, when to warn, and what a breach does."""
 
@@ -84,16 +91,36 @@ class SlaSpec(DurationSpec):
         default=0.8,
         gt=0,
         lt=1,
-        description="Fraction of the allowed time after which `sla.warning` is emitted.",
+        description="Fraction of the allowed time after which `sla.warning` is emitted; for "
+        "working-day and working-hour limits a fraction of the working time, so the warning "
+        "lands inside office hours.",
     )
     escalate_to: Name | None = Field(
         default=None,
-        description="State the case moves to when the deadline passes; omit to only report.",
+        description="State on a higher rung the case climbs to when the deadline passes.",
+    )
+    timeout_to: Name | None = Field(
+        default=None,
+        description="State the case moves to when the deadline passes, on any rung (a lapse, "
+        "not an escalation: court mediation that lapses without consent to extend → litigation).",
+    )
+    counted_from: Name = Field(default="entered", alias="from", description=ANCHOR_HELP)
+    owner: Literal["organ", "party"] = Field(
+        default="organ",
+        description="Whose time it is: a `party` window (a petitioner's 30 days to request "
+        "review) that lapses is no breach of the handling organ and leaves `on_time` alone.",
     )
     extension: DurationSpec | None = Field(
         default=None, description="How far one authorised extension moves the deadline."
     )
     max_extensions: int = Field(default=0, ge=0, le=10)
+
+
+class WindowSpec(DurationSpec):
+    """A period within which a transition is accepted (a legal time limit for an application);
+    counted like deadlines. After it, the event is refused as `window_closed`."""
+
+    counted_from: Name = Field(default="entered", alias="from", description=ANCHOR_HELP)
 
 
 class StateSpec(_Strict):
@@ -122,6 +149,11 @@ class TransitionSpec(_Strict):
     allowed_sources: list[Name] | None = Field(
         default=None,
         description="Intake channels that may send this event; default: all workflow sources.",
+    )
+    within: WindowSpec | None = Field(
+        default=None,
+        description="Accept the event only within this period (e.g. 30 days from the agreement "
+        "to apply for judicial confirmation); later ones are refused as `window_closed`.",
     )
 
     @property

@@ -34,7 +34,7 @@ from prometheus_client import (
 
 from consumers.runtime.case_gauges import NO_TIER, CaseTally, seed_keys
 from engine.case import Case
-from engine.machine import BREACH_TRIGGER
+from engine.machine import BREACH_TRIGGER, TIMEOUT_TRIGGER
 from engine.registry import WorkflowRegistry
 from schemas.records import (
     CaseClosed,
@@ -132,7 +132,8 @@ class BusinessMetrics:
                                  "Cases entering a tier (opened on it, or moved to it).",
                                  ["workflow", "tier"], registry=r),
             escalations=Counter("fengqiao_escalations_total",
-                                "Cases climbing the ladder, by cause (breach: SLA timer; event).",
+                                "Cases climbing the ladder, by cause (breach: SLA timer "
+                                "escalate_to; timeout: timeout_to; event).",
                                 ["workflow", "from_tier", "to_tier", "cause"], registry=r),
             sla_warnings=Counter("fengqiao_sla_warnings_total",
                                  "SLA warnings fired, by workflow and state.",
@@ -173,7 +174,8 @@ class BusinessMetrics:
                 for name, state in spec.states.items():
                     if state.sla is not None and not state.terminal:
                         self.sla_warnings.labels(spec.name, name)
-                        self.sla_breaches.labels(spec.name, name)
+                        if state.sla.owner == "organ":
+                            self.sla_breaches.labels(spec.name, name)
         self.tally.seed(seed_keys(workflows))
 
     def _child(self, metric: Labelled, *labels: str) -> Labelled:
@@ -214,7 +216,8 @@ class BusinessMetrics:
                 entered[case_id] = record.occurred_at
             elif isinstance(record, SlaWarning):
                 self._child(self.sla_warnings, record.workflow, record.state).inc()
-            elif isinstance(record, SlaBreached):
+            elif isinstance(record, SlaBreached) and record.owner == "organ":
+                # A party's lapsed window (owner party) is no breach by the organ.
                 self._child(self.sla_breaches, record.workflow, record.state).inc()
             elif isinstance(record, SlaChanged):
                 self._child(self.sla_changes, record.workflow, record.state, record.action).inc()
@@ -239,7 +242,9 @@ class BusinessMetrics:
         rungs = self.rungs.get((workflow, record.workflow_version), {})
         low, high = rungs.get(record.from_tier), rungs.get(record.to_tier)
         if low is not None and high is not None and high > low:  # climbed (not a bounce down)
-            cause = "breach" if record.trigger == BREACH_TRIGGER else "event"
+            cause = {BREACH_TRIGGER: "breach", TIMEOUT_TRIGGER: "timeout"}.get(
+                record.trigger, "event"
+            )
             self._child(self.escalations, workflow, record.from_tier, record.to_tier, cause).inc()
 
     def _closed(self, record: CaseClosed) -> None:

@@ -370,8 +370,14 @@ def test_hotline_leaking_roof_bounces_and_breaches_over_national_day(runs: dict[
     assert transition(records, H_ROOF, "city.supervising")["sla"]["deadline"] == (
         "2025-10-17T00:00:00+08:00"
     )
-    warned = [w["state"] for w in of_case(records, H_ROOF, "sla.warning")]
-    assert warned == ["district.dispatching", "district.dispatching", "city.supervising"]
+    # Working-day limits warn at a fraction of the office time: the first dispatching stay
+    # ended before its half-day mark (09-26 12:10), and the second one warns on Thu 10-09 at
+    # 12:45, not on 10-05 in the middle of the National Day holiday.
+    warnings = [(w["state"], w["occurred_at"]) for w in of_case(records, H_ROOF, "sla.warning")]
+    assert warnings == [
+        ("district.dispatching", "2025-10-09T12:45:00+08:00"),
+        ("city.supervising", "2025-10-15T15:24:00+08:00"),
+    ]
     done = closed(records, H_ROOF)
     assert (done["outcome"], done["resolved_tier"], done["escalations"], done["on_time"]) == (
         "resolved", "city", 3, False,

@@ -254,10 +254,12 @@ def _replayed(cases: int, registry: WorkflowRegistry, engine: Engine) -> Collect
 
 
 def _vocabulary(registry: WorkflowRegistry) -> set[str]:
-    words = {"none", "true", "false", "breach", "event", "paused", "resumed", "extended"}
-    words |= set(ESCALATION_BUCKETS) | set(RECORD_TYPES) | {"sla.breached", "case.reported"}
+    words = {"none", "true", "false", "breach", "timeout", "event", "paused", "resumed",
+             "extended"}  # fmt: skip
+    words |= set(ESCALATION_BUCKETS) | set(RECORD_TYPES)
+    words |= {"sla.breached", "sla.timed_out", "case.reported"}
     words |= {"malformed", "schema_invalid", "unknown_case", "invalid_transition",
-              "unauthorized_source", "guard_failed", "workflow_unknown"}  # fmt: skip
+              "unauthorized_source", "guard_failed", "workflow_unknown", "window_closed"}  # fmt: skip
     for versions in registry.workflows.values():
         for compiled in versions.values():
             spec = compiled.spec
