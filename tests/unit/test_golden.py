@@ -409,8 +409,9 @@ def test_hotline_urgent_orders_count_hours_through_holidays(runs: dict[str, Run]
     # working days start only after it (02-24, 02-25, 02-26).
     responding = transition(records, H_WATER, "urgent.responding")
     assert responding["sla"]["deadline"] == "2026-02-16T23:30:00+08:00"
+    # Version 2: the 24 hours run from the call (21:30), not from the response (22:10).
     assert transition(records, H_WATER, "urgent.handling")["sla"]["deadline"] == (
-        "2026-02-17T22:10:00+08:00"
+        "2026-02-17T21:30:00+08:00"
     )
     assert transition(records, H_WATER, "follow_up")["sla"]["deadline"] == (
         "2026-02-27T00:00:00+08:00"
