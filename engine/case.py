@@ -32,6 +32,8 @@ class SlaClock(NamedTuple):
     paused_at: datetime | None = None
     extensions: int = 0
     data_missing: bool = False
+    party: bool = False
+    """The party's window (`owner: party`): its lapse is no breach by the organ."""
 
 
 class Timer(NamedTuple):
@@ -126,6 +128,8 @@ class Case(NamedTuple):
                 "extensions": s.extensions,
                 "data_missing": s.data_missing,
             }
+            if s.party:  # absent rather than false: older snapshots read the same
+                out["sla"]["party"] = True
         return out
 
     @classmethod
@@ -160,6 +164,7 @@ class Case(NamedTuple):
                 paused_at=ts(sla["paused_at"]) if sla["paused_at"] else None,
                 extensions=int(sla["extensions"]),
                 data_missing=bool(sla["data_missing"]),
+                party=bool(sla.get("party", False)),
             ),
         )
 

@@ -99,7 +99,9 @@ class Engine:
             if workflow is None or not pending or pending[0].due > now:
                 break
             timer = pending[0]
-            builder = RecordBuilder(workflow, case, timer.timer_id, timer.due)
+            # A limit counted from an earlier instant (`from: opened`) may have passed before
+            # the case entered the state: it fires as the case enters, not as a late record.
+            builder = RecordBuilder(workflow, case, timer.timer_id, max(timer.due, case.clock))
             case = self._fire(workflow, builder, timer)
             records.extend(builder.records)
         return Decision(case, tuple(records))

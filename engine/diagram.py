@@ -3,21 +3,26 @@
 Drawn from the checked spec rather than from `transitions`' own GraphMachine, which would pull in
 Graphviz bindings for what is a few lines of text. The diagram is for the workflow's author and
 reviewers, so it shows what decides a case's path: each transition's trigger, the channels that
-may send it (`[court]`) and its guard; the routing rules from the start, in order (first match
-wins); each state's tier, SLA and, for terminal states, outcome; and the escalation on SLA breach
-(dashed in DOT, marked ⌛ in Mermaid, whose state diagrams cannot style one edge).
+may send it (`[court]`), the window it is accepted in (`within 30 calendar days`) and its guard;
+the routing rules from the start, in order (first match wins); each state's tier, SLA (with what
+it counts from and whose time it is) and, for terminal states, outcome; and what a breach does:
+an escalation up the ladder (`sla.breached`) or a lapse to any state (`sla.timed_out`), both
+dashed in DOT in their own colours, marked ⌛ and ⏱ in Mermaid, whose state diagrams cannot style
+one edge. The two must not look alike: an escalation is the ladder working, a lapse (mediation
+that ran out, a party who let a window pass) ends the road the case was on.
 
-The text of each element is built once, format-neutral (`state_lines`, `edge_head`,
-`edge_guard`), then escaped for each format; one small function per element kind, so a new
-field of the workflow language shows up by changing one place.
+The text of each element is built once, format-neutral (`state_lines`, `edge_lines`), then
+escaped for each format; one small function per element kind (`sla_text`, `window_text`,
+`edge_guard`), so a new field of the workflow language shows up by changing one place.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Literal
 
-from schemas.workflow import DurationSpec, SlaSpec, StateSpec, WorkflowSpec
+from schemas.workflow import DurationSpec, SlaSpec, StateSpec, WindowSpec, WorkflowSpec
 
 GUARD_WIDTH = 72
 """Longer guards are cut (with …): the diagram says *that* and roughly *what*; the YAML has it
@@ -26,6 +31,9 @@ SNAP = 12
 """A cut moves to a space at most this far away rather than split a word."""
 
 BREACH_TRIGGER = "sla.breached"
+TIMEOUT_TRIGGER = "sla.timed_out"
+"""The engine's reserved triggers (`engine.machine`), repeated so that drawing a diagram does not
+import the state machine library; a unit test keeps them equal."""
 
 TIER_COLOURS = (
     ("#e8f5e9", "#2e7d32"),  # green: the lowest rung, where most should end
@@ -36,7 +44,13 @@ TIER_COLOURS = (
 )
 """(fill, stroke) per rung, lowest first, cycling: the same colours in both formats."""
 
+EdgeKind = Literal["event", "escalation", "timeout"]
+
 BREACH_COLOUR = "#c62828"
+TIMEOUT_COLOUR = "#6d4c41"
+"""Red for a climb (an alarm on the ladder), brown for a lapse (a road that ended)."""
+MERMAID_MARKS: dict[EdgeKind, str] = {"event": "", "escalation": "⌛ ", "timeout": "⏱ "}
+DOT_COLOURS: dict[EdgeKind, str] = {"escalation": BREACH_COLOUR, "timeout": TIMEOUT_COLOUR}
 
 
 @dataclass(frozen=True)
@@ -48,7 +62,9 @@ class Edge:
     trigger: str
     allowed_sources: tuple[str, ...] = ()
     guard: str | None = None
-    breach: bool = False
+    kind: EdgeKind = "event"
+    window: str | None = None
+    """`within 30 calendar days`: when the event is accepted at all."""
 
 
 # -- the elements, format-neutral -------------------------------------------------------------
@@ -79,17 +95,24 @@ def transition_edges(spec: WorkflowSpec) -> list[Edge]:
             else tr.source_states
         )
         allowed = tuple(tr.allowed_sources or ())
-        edges.extend(Edge(src, tr.dest, tr.trigger, allowed, tr.guard) for src in sources)
+        window = window_text(tr.within) if tr.within is not None else None
+        edges.extend(
+            Edge(src, tr.dest, tr.trigger, allowed, tr.guard, window=window) for src in sources
+        )
     return edges
 
 
 def breach_edges(spec: WorkflowSpec) -> list[Edge]:
-    """Where a case goes when its deadline passes (`sla.escalate_to`)."""
-    return [
-        Edge(name, state.sla.escalate_to, BREACH_TRIGGER, breach=True)
-        for name, state in spec.states.items()
-        if state.sla is not None and state.sla.escalate_to
-    ]
+    """Where a case goes when its deadline passes: up the ladder (`escalate_to`) or, a lapse,
+    to any state (`timeout_to`)."""
+    found: list[Edge] = []
+    for name, state in spec.states.items():
+        sla = state.sla
+        if sla is not None and sla.escalate_to:
+            found.append(Edge(name, sla.escalate_to, BREACH_TRIGGER, kind="escalation"))
+        if sla is not None and sla.timeout_to:
+            found.append(Edge(name, sla.timeout_to, TIMEOUT_TRIGGER, kind="timeout"))
+    return found
 
 
 def edges(spec: WorkflowSpec) -> list[Edge]:
@@ -102,12 +125,27 @@ def duration_text(duration: DurationSpec) -> str:
     return f"{duration.amount} {words.removesuffix('s') if duration.amount == 1 else words}"
 
 
+def counted_text(duration: DurationSpec, counted_from: str) -> str:
+    """`30 calendar days`, or `24 hours from opened` when it does not count from the entry."""
+    anchor = "" if counted_from == "entered" else f" from {counted_from}"
+    return duration_text(duration) + anchor
+
+
 def sla_text(sla: SlaSpec) -> str:
-    """`3 working days, warn 67%, ext +30 calendar days ×1`."""
-    parts = [duration_text(sla), f"warn {sla.warn_at:.0%}"]
+    """`3 working days, warn 67%, ext +30 calendar days ×1`; `30 calendar days from opened,
+    party's window, warn 80%` for a party's limit counted from the case's opening."""
+    parts = [counted_text(sla, sla.counted_from)]
+    if sla.owner == "party":
+        parts.append("party's window")
+    parts.append(f"warn {sla.warn_at:.0%}")
     if sla.extension is not None and sla.max_extensions:
         parts.append(f"ext +{duration_text(sla.extension)} ×{sla.max_extensions}")
     return ", ".join(parts)
+
+
+def window_text(window: WindowSpec) -> str:
+    """`within 30 calendar days`, `within 10 working days from grid.mediating`."""
+    return f"within {counted_text(window, window.counted_from)}"
 
 
 def state_lines(state: StateSpec) -> list[str]:
@@ -154,6 +192,12 @@ def edge_guard(edge: Edge) -> str | None:
     return f"if {short_guard(edge.guard)}" if edge.guard else None
 
 
+def edge_lines(edge: Edge) -> list[str]:
+    """An edge's label, line by line: head, window, guard (when it has them)."""
+    guard = edge_guard(edge)
+    return [edge_head(edge), *([edge.window] if edge.window else []), *([guard] if guard else [])]
+
+
 def _tier_colours(spec: WorkflowSpec) -> dict[str, tuple[str, str]]:
     return {t: TIER_COLOURS[i % len(TIER_COLOURS)] for i, t in enumerate(spec.tiers)}
 
@@ -173,9 +217,7 @@ def mermaid_text(text: str) -> str:
 
 
 def _mermaid_label(edge: Edge) -> str:
-    head = ("⌛ " if edge.breach else "") + mermaid_text(edge_head(edge))
-    guard = edge_guard(edge)
-    return head if guard is None else f"{head}<br/>{mermaid_text(guard)}"
+    return MERMAID_MARKS[edge.kind] + "<br/>".join(mermaid_text(line) for line in edge_lines(edge))
 
 
 def mermaid(spec: WorkflowSpec) -> str:
@@ -223,15 +265,16 @@ def _dot_state(name: str, state: StateSpec) -> str:
 
 def _dot_edge(edge: Edge) -> str:
     src = '"[*]"' if edge.src is None else f'"{dot_text(edge.src)}"'
-    guard = edge_guard(edge)
-    attrs = [f'label="{_dot_lines([edge_head(edge)] + ([guard] if guard else []))}"']
-    if edge.breach:
-        attrs.append(f'style=dashed, color="{BREACH_COLOUR}", fontcolor="{BREACH_COLOUR}"')
+    attrs = [f'label="{_dot_lines(edge_lines(edge))}"']
+    colour = DOT_COLOURS.get(edge.kind)
+    if colour is not None:
+        attrs.append(f'style=dashed, color="{colour}", fontcolor="{colour}"')
     return f'    {src} -> "{dot_text(edge.dest)}" [{", ".join(attrs)}];'
 
 
 def dot(spec: WorkflowSpec) -> str:
-    """A `digraph`: one cluster per tier, terminal states double-bordered, breaches dashed."""
+    """A `digraph`: one cluster per tier, terminal states double-bordered, what a breach does
+    dashed (escalations red, lapses brown)."""
     lines = [
         f'digraph "{dot_text(spec.name)}" {{',
         f"    // {dot_text(spec.name)} v{spec.version}",

@@ -46,7 +46,8 @@ def _clock(
     missing = result.data_missing or (base.data_missing if base else False)
     warning = warning_at(workflow, spec, start, result.instant)
     if base is None:
-        return SlaClock(deadline=result.instant, warning_at=warning, data_missing=missing)
+        return SlaClock(deadline=result.instant, warning_at=warning, data_missing=missing,
+                        party=spec.owner == "party")  # fmt: skip
     return base._replace(deadline=result.instant, warning_at=warning, data_missing=missing)
 
 

@@ -259,7 +259,7 @@ def _check_anchor(
     if anchor == own:
         yield doc.problem_at(at, f"from: {anchor!r} is this state itself; write `entered`")
         return
-    near = did_you_mean(anchor, {*ANCHORS, *spec.states})
+    near = did_you_mean(anchor, {*ANCHORS, *spec.states} - {own})
     yield doc.problem_at(
         at, f"from: {anchor!r} is not `entered`, `opened` or a state of this workflow{near}"
     )

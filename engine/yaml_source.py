@@ -10,7 +10,9 @@ then turned into plain Python values with a map from each value's path to its po
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Protocol
 
 import yaml
@@ -73,7 +75,27 @@ class SourceDoc:
 
 
 def _mark(node: yaml.Node) -> tuple[int, int]:
-    return node.start_mark.line + 1, node.start_mark.column + 1
+    return _position_of_mark(node.start_mark)
+
+
+@lru_cache(maxsize=4)
+def _newlines(buffer: str) -> list[int] | None:
+    """Offsets of the "\n"s of a document whose line breaks PyYAML counts differently (it also
+    breaks lines at U+0085, U+2028, U+2029 and a lone CR); None when its lines are ours."""
+    if not any(c in buffer for c in "\x85\u2028\u2029\r"):
+        return None
+    return [i for i, c in enumerate(buffer) if c == "\n"]
+
+
+def _position_of_mark(mark: yaml.Mark) -> tuple[int, int]:
+    """1-based line and column as an editor counts them (lines end at "\n" only)."""
+    buffer = getattr(mark, "buffer", None)
+    newlines = _newlines(buffer) if isinstance(buffer, str) else None
+    if newlines is None:
+        return mark.line + 1, mark.column + 1
+    line = bisect_left(newlines, mark.index)
+    start = newlines[line - 1] + 1 if line else 0
+    return line + 1, mark.index - start + 1
 
 
 def _position_of_byte(raw: bytes, offset: int) -> tuple[int, int]:
@@ -141,7 +163,7 @@ def _compose(text: str) -> yaml.Node | None:
         node: yaml.Node | None = loader.get_single_node()
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        line, col = _position_of_mark(mark) if mark else (1, 1)
         raise _Unusable(line, col, _yaml_message(err)) from err
     except yaml.reader.ReaderError as err:
         line, col = _position_of_char(text, err.position)

@@ -57,7 +57,9 @@ def case_keys(case: Case) -> list[Key]:
     keys: list[Key] = [("open", *labels)]
     sla = case.sla
     if sla is not None:
-        if sla.breached:
+        if sla.party:
+            pass  # the party's window: its lapse is not the organ's overdue work
+        elif sla.breached:
             keys.append(("overdue", *labels))
         elif sla.warned:
             keys.append(("at_risk", *labels))

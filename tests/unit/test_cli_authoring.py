@@ -21,7 +21,17 @@ from typing import Any
 import pytest
 
 from consumers.cli.main import main
-from engine.diagram import dot, dot_text, mermaid, mermaid_text, short_guard
+from engine import diagram
+from engine.diagram import (
+    BREACH_COLOUR,
+    TIMEOUT_COLOUR,
+    dot,
+    dot_text,
+    mermaid,
+    mermaid_text,
+    short_guard,
+)
+from engine.machine import BREACH_TRIGGER, TIMEOUT_TRIGGER
 from schemas.workflow import WorkflowSpec
 
 pytestmark = pytest.mark.unit
@@ -251,6 +261,105 @@ def test_graph_dot_escapes_tricky_guards() -> None:
     if texts is not None:
         assert f"if {short_guard(TRICKY)}" in texts
         assert f"if {TIGHT}" in texts
+
+
+# -- timing rules: lapses, anchors, party windows, windows on transitions --------------------
+
+TIMING = """\
+name: timing
+version: 1
+tiers: [grid, court]
+sources: [grid, court]
+states:
+  grid.mediating:
+    tier: grid
+    sla: {working_days: 3, escalate_to: court.mediating}
+  court.mediating:
+    tier: court
+    sla: {calendar_days: 30, from: opened, timeout_to: litigation}
+  agreement.reached:
+    sla: {calendar_days: 30, owner: party, timeout_to: lapsed}
+  confirmed: {terminal: true, outcome: confirmed}
+  lapsed: {terminal: true, outcome: withdrawn}
+  litigation: {terminal: true, outcome: litigation}
+routing:
+  - dest: grid.mediating
+transitions:
+  - trigger: mediation.succeeded
+    source: [grid.mediating, court.mediating]
+    dest: agreement.reached
+  - trigger: confirmation.applied
+    source: agreement.reached
+    dest: confirmed
+    allowed_sources: [court]
+    within: {calendar_days: 30}
+  - trigger: objection.raised
+    source: agreement.reached
+    dest: grid.mediating
+    guard: has(event.payload.reason)
+    within: {working_days: 10, from: grid.mediating}
+events:
+  mediation.succeeded: {}
+  confirmation.applied: {}
+  objection.raised: {payload: {reason: {type: string}}}
+"""
+"""Every timing rule the diagram shows, in a workflow `validate` accepts."""
+
+
+@pytest.fixture
+def timing(tmp_path: Path) -> Path:
+    path = tmp_path / "timing.yaml"
+    path.write_text(TIMING, encoding="utf-8")
+    return path
+
+
+def test_graph_mermaid_tells_lapses_anchors_and_windows_apart(
+    timing: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, "graph", str(timing))
+    assert (code, err) == (0, "")
+    labels = mermaid_labels(out)
+    assert "SLA 30 calendar days from opened, warn 80%" in labels
+    assert "SLA 30 calendar days, party's window, warn 80%" in labels
+    # an escalation climbs (⌛), a lapse goes anywhere (⏱): one marker each
+    assert "    s0 --> s1 : ⌛ sla.breached\n" in out
+    assert "    s1 --> s5 : ⏱ sla.timed_out\n" in out
+    assert "    s2 --> s4 : ⏱ sla.timed_out\n" in out
+    assert "confirmation.applied [court]<br/>within 30 calendar days" in labels
+    objection = "objection.raised<br/>within 10 working days from grid.mediating<br/>"
+    assert f"    s2 --> s0 : {objection}if has(event.payload.reason)\n" in out
+
+
+def test_graph_dot_dashes_lapses_in_their_own_colour(
+    timing: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, "graph", str(timing), "--format", "dot")
+    assert (code, err) == (0, "")
+    labels = dot_labels(out)
+    assert "court.mediating\ntier court\nSLA 30 calendar days from opened, warn 80%" in labels
+    assert "agreement.reached\nSLA 30 calendar days, party's window, warn 80%" in labels
+    assert "confirmation.applied [court]\nwithin 30 calendar days" in labels
+    objection = "objection.raised\nwithin 10 working days from grid.mediating"
+    assert f"{objection}\nif has(event.payload.reason)" in labels
+    escalation = (
+        '"grid.mediating" -> "court.mediating" [label="sla.breached", '
+        f'style=dashed, color="{BREACH_COLOUR}", fontcolor="{BREACH_COLOUR}"];'
+    )
+    lapse = (
+        '"court.mediating" -> "litigation" [label="sla.timed_out", '
+        f'style=dashed, color="{TIMEOUT_COLOUR}", fontcolor="{TIMEOUT_COLOUR}"];'
+    )
+    assert escalation in out
+    assert lapse in out
+    assert BREACH_COLOUR != TIMEOUT_COLOUR
+    texts = graphviz_texts(out)
+    if texts is not None:
+        assert "sla.timed_out" in texts
+        assert "within 30 calendar days" in texts
+
+
+def test_the_diagram_names_the_engines_reserved_triggers() -> None:
+    assert (diagram.BREACH_TRIGGER, diagram.TIMEOUT_TRIGGER) == (BREACH_TRIGGER, TIMEOUT_TRIGGER)
 
 
 # -- simulate --format table, --fail-on-reject ---------------------------------------------

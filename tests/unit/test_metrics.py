@@ -259,7 +259,8 @@ def _vocabulary(registry: WorkflowRegistry) -> set[str]:
     words |= set(ESCALATION_BUCKETS) | set(RECORD_TYPES)
     words |= {"sla.breached", "sla.timed_out", "case.reported"}
     words |= {"malformed", "schema_invalid", "unknown_case", "invalid_transition",
-              "unauthorized_source", "guard_failed", "workflow_unknown", "window_closed"}  # fmt: skip
+              "unauthorized_source", "guard_failed", "workflow_unknown",
+              "window_closed"}  # fmt: skip
     for versions in registry.workflows.values():
         for compiled in versions.values():
             spec = compiled.spec

@@ -1,111 +1,30 @@
-"""The timing rules of the workflow language, on small workflows written next to their tests.
+"""The timing rules of the workflow language: `timeout_to`, `owner: party`, and what a limit
+counts from (`from: opened | STATE`), on small workflows written next to their tests.
 
-`timeout_to` (a lapse to any state, not an escalation), what a limit or window counts from
-(`from: opened | STATE`), windows on transitions (`window_closed`), limits owned by a party
-(outside `on_time`), and where warnings of working-time limits fall. Each workflow is a few
-lines of inline YAML, checked by `check_file` and loaded like the shipped ones, so a test reads
-the rule next to the exact instants it must produce; the counting is in the comments (Chinese
-procedural counting: start day not counted, days end at 24:00 Asia/Shanghai, a last day on a
-holiday or weekend rolls to the next working day).
+`timeout_to` is a lapse to any state (trigger `sla.timed_out`), not an escalation; a party's
+lapsed window is reported but is no breach of the organ; a limit may count from the case's
+opening or from the last entry into an earlier state, and keeps that anchor through pauses,
+extensions and snapshots. Each workflow is a few lines of YAML loaded like the shipped ones
+(`tests/unit/timing.py`), so a test reads the rule beside the exact instants it must produce,
+with the counting in comments: the start day is not counted, days end at 24:00 Asia/Shanghai,
+and a last day on a weekend or holiday rolls to the next working day.
+Windows on transitions and where warnings fall: `test_timing_windows.py`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
 from pathlib import Path
-from textwrap import dedent
-from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
+from consumers.runtime.case_gauges import case_keys
 from engine.case import Case
-from engine.core import Decision, Engine
-from engine.registry import WorkflowRegistry
+from engine.core import Engine
 from engine.stores.codec import decode_case, encode_case
-from engine.validate import check_file
-from schemas.events import CaseEvent
-from schemas.records import CaseClosed, CaseRecord, CaseTransitioned, SlaBreached, SlaChanged
+from schemas.records import CaseClosed, SlaBreached, SlaChanged
+from tests.unit.timing import Story, at, load, moves
 
 pytestmark = pytest.mark.unit
-
-SH = ZoneInfo("Asia/Shanghai")
-
-
-def at(text: str) -> datetime:
-    return datetime.fromisoformat(text)
-
-
-def load(folder: Path, text: str) -> Engine:
-    """An engine for one inline workflow; `check_file` first, so a typo here fails readably."""
-    path = folder / "workflow.yaml"
-    path.write_text(dedent(text), encoding="utf-8")
-    workflow, problems = check_file(str(path), path.read_bytes())
-    assert problems == [], "\n".join(str(p) for p in problems)
-    assert workflow is not None
-    return Engine(WorkflowRegistry.load(folder))
-
-
-@dataclass
-class Story:
-    """One case told event by event; each step keeps the case it produced."""
-
-    engine: Engine
-    workflow: str
-    case: Case | None = None
-    sent: int = 0
-    records: list[CaseRecord] = field(default_factory=list)
-
-    def send(self, type_: str, when: str, source: str = "", **payload: Any) -> Decision:
-        self.sent += 1
-        event = CaseEvent(
-            event_id=f"e{self.sent}", case_id="c1", type=type_, occurred_at=at(when),
-            source=source or self.engine.registry.workflows[self.workflow][1].spec.sources[0],
-            payload=payload,
-        )  # fmt: skip
-        decision = self.engine.apply(self.case, event)
-        self.case = decision.case
-        self.records = list(decision.records)
-        return decision
-
-    def ok(self, type_: str, when: str, source: str = "", **payload: Any) -> Case:
-        decision = self.send(type_, when, source, **payload)
-        assert decision.rejection is None, decision.rejection
-        assert decision.case is not None
-        return decision.case
-
-    def report(self, when: str, source: str = "", **attributes: Any) -> Case:
-        return self.ok("case.reported", when, source, workflow=self.workflow, attributes=attributes)
-
-    def advance(self, when: str) -> list[CaseRecord]:
-        assert self.case is not None
-        decision = self.engine.advance(self.case, at(when))
-        self.case = decision.case
-        self.records = list(decision.records)
-        return self.records
-
-    @property
-    def deadline(self) -> datetime:
-        assert self.case is not None
-        assert self.case.sla is not None
-        return self.case.sla.deadline
-
-    @property
-    def warning(self) -> datetime:
-        assert self.case is not None
-        assert self.case.sla is not None
-        return self.case.sla.warning_at
-
-
-def moves(records: list[CaseRecord]) -> list[tuple[str | None, str, str | None, str, str]]:
-    return [
-        (r.from_state, r.to_state, r.from_tier, r.to_tier or "", r.trigger)
-        for r in records
-        if isinstance(r, CaseTransitioned)
-    ]
 
 
 # -- timeout_to: a lapse to any state; escalate_to still climbs -------------------------------
@@ -145,8 +64,13 @@ LAPSE = """
 
 
 @pytest.fixture(scope="module")
-def lapse(tmp_path_factory: pytest.TempPathFactory) -> Story:
-    return Story(load(tmp_path_factory.mktemp("lapse"), LAPSE), "lapse")
+def lapse_engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
+    return load(tmp_path_factory.mktemp("lapse"), LAPSE)
+
+
+@pytest.fixture
+def lapse(lapse_engine: Engine) -> Story:
+    return Story(lapse_engine, "lapse", "grid")
 
 
 def test_escalate_to_still_climbs_on_sla_breached(lapse: Story) -> None:
@@ -208,8 +132,8 @@ REVIEW = """
       city.reviewing:
         tier: city
         sla: {calendar_days: 30}
-      opinion.final: {terminal: true, outcome: opinion_final}
-      reviewed: {terminal: true, outcome: reviewed}
+      opinion.final: {terminal: true, outcome: closed}
+      reviewed: {terminal: true, outcome: resolved}
     routing:
       - dest: county.handling
     transitions:
@@ -230,8 +154,13 @@ REVIEW = """
 
 
 @pytest.fixture(scope="module")
-def review(tmp_path_factory: pytest.TempPathFactory) -> Story:
-    return Story(load(tmp_path_factory.mktemp("review"), REVIEW), "review")
+def review_engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
+    return load(tmp_path_factory.mktemp("review"), REVIEW)
+
+
+@pytest.fixture
+def review(review_engine: Engine) -> Story:
+    return Story(review_engine, "review", "petition")
 
 
 def _party_lapse(story: Story) -> tuple[SlaBreached, CaseClosed]:
@@ -248,7 +177,7 @@ def _party_lapse(story: Story) -> tuple[SlaBreached, CaseClosed]:
     breached, closed = records[1], records[-1]
     assert isinstance(breached, SlaBreached)
     assert isinstance(closed, CaseClosed)
-    assert closed.outcome == "opinion_final"
+    assert closed.outcome == "closed"
     return breached, closed
 
 
@@ -274,3 +203,214 @@ def test_an_organs_breach_still_makes_the_case_late(review: Story) -> None:
     assert not closed.on_time
     assert review.case is not None
     assert review.case.breaches == 1
+
+
+# -- from: opened, from: STATE -------------------------------------------------------------------
+
+HOTLINE = """
+    # 12345 urgent orders: respond within 2 hours, handle within 24 hours *of the call*; the
+    # caller is called back within 3 working days of a reply, and an unsatisfied reply is
+    # reworked within 5 working days of that reply. A review office may reopen an order
+    # directly into rework (it was never replied to here).
+    name: hotline
+    version: 1
+    tiers: [center]
+    sources: [hotline, review]
+    states:
+      dispatched:
+        tier: center
+        sla: {hours: 2}
+      handling:
+        tier: center
+        sla: {hours: 24, from: opened, extension: {hours: 24}, max_extensions: 1}
+      replied:
+        tier: center
+        sla: {working_days: 3}
+      reworking:
+        tier: center
+        sla: {working_days: 5, from: replied}
+      closed: {terminal: true, outcome: resolved}
+    routing:
+      - dest: reworking
+        allowed_sources: [review]
+      - dest: dispatched
+    transitions:
+      - trigger: order.responded
+        source: dispatched
+        dest: handling
+      - trigger: order.replied
+        source: [handling, reworking]
+        dest: replied
+      - trigger: caller.unsatisfied
+        source: replied
+        dest: reworking
+      - trigger: caller.satisfied
+        source: replied
+        dest: closed
+    clock:
+      pause: [order.held]
+      resume: [order.resumed]
+      extend: [order.extended]
+    events:
+      order.responded: {}
+      order.replied: {}
+      caller.unsatisfied: {}
+      caller.satisfied: {}
+      order.held: {}
+      order.resumed: {}
+      order.extended: {}
+"""
+
+
+@pytest.fixture(scope="module")
+def hotline_engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
+    return load(tmp_path_factory.mktemp("hotline"), HOTLINE)
+
+
+@pytest.fixture
+def hotline(hotline_engine: Engine) -> Story:
+    return Story(hotline_engine, "hotline", "hotline")
+
+
+def test_from_opened_counts_from_the_call_so_a_late_entry_leaves_less_time(
+    hotline: Story,
+) -> None:
+    hotline.report("2026-03-02T10:00:00+08:00")
+    hotline.ok("order.responded", "2026-03-02T11:30:00+08:00")
+    # 24 hours from the call (10:00), not from entering `handling` (11:30).
+    assert hotline.deadline == at("2026-03-03T10:00:00+08:00")
+    # Hours warn at the elapsed fraction, from the same anchor: 10:00 + 0.8 × 24 h.
+    assert hotline.warning == at("2026-03-03T05:12:00+08:00")
+
+
+def test_from_opened_entered_after_the_limit_breaches_at_the_next_advance(
+    hotline: Story,
+) -> None:
+    hotline.report("2026-03-02T10:00:00+08:00")
+    # Responded a day late: the 2-hour limit of `dispatched` breaches first (report only).
+    hotline.ok("order.responded", "2026-03-03T12:00:00+08:00")
+    assert [r.type for r in hotline.records] == [
+        "sla.warning", "sla.breached", "case.transitioned",
+    ]  # fmt: skip
+    assert hotline.deadline == at("2026-03-03T10:00:00+08:00")  # already two hours ago
+    records = hotline.advance("2026-03-03T12:00:00+08:00")
+    assert [r.type for r in records] == ["sla.warning", "sla.breached"]
+    breached = records[-1]
+    assert isinstance(breached, SlaBreached)
+    assert (breached.state, breached.deadline) == ("handling", at("2026-03-03T10:00:00+08:00"))
+    assert hotline.case is not None
+    assert hotline.case.breaches == 2
+    assert hotline.case.timers() == ()
+
+
+def test_from_a_state_counts_from_its_last_entry(hotline: Story) -> None:
+    hotline.report("2026-03-02T10:00:00+08:00")
+    hotline.ok("order.responded", "2026-03-02T10:30:00+08:00")
+    replied = hotline.ok("order.replied", "2026-03-04T09:00:00+08:00")  # Wed
+    assert replied.marks == (("replied", at("2026-03-04T09:00:00+08:00")),)
+    # 3 working days from the reply: Thu 05, Fri 06, Mon 09.
+    assert hotline.deadline == at("2026-03-10T00:00:00+08:00")
+    hotline.on(replied).ok("caller.unsatisfied", "2026-03-06T15:00:00+08:00")
+    # 5 working days from the reply (Wed 03-04), not from entering rework (Fri 03-06):
+    # Thu 05, Fri 06, Mon 09, Tue 10, Wed 11.
+    assert hotline.deadline == at("2026-03-12T00:00:00+08:00")
+    hotline.ok("order.replied", "2026-03-10T10:00:00+08:00")
+    hotline.ok("caller.unsatisfied", "2026-03-11T10:00:00+08:00")
+    # The second reply (Tue 03-10) is the last entry: Wed 11, Thu 12, Fri 13, Mon 16, Tue 17.
+    assert hotline.deadline == at("2026-03-18T00:00:00+08:00")
+    assert hotline.case is not None
+    assert hotline.case.marks == (("replied", at("2026-03-10T10:00:00+08:00")),)
+
+
+def test_the_anchor_survives_a_snapshot_round_trip(hotline: Story) -> None:
+    hotline.report("2026-03-02T10:00:00+08:00")
+    hotline.ok("order.responded", "2026-03-02T10:30:00+08:00")
+    replied = hotline.ok("order.replied", "2026-03-04T09:00:00+08:00")
+    snapshot = replied.to_dict()
+    assert snapshot["marks"] == [["replied", "2026-03-04T09:00:00+08:00"]]
+    for restored in (Case.from_dict(snapshot), decode_case(encode_case(replied))):
+        assert restored == replied
+        # The restored case still counts rework from the reply (Wed 03-04), as above.
+        hotline.on(restored).ok("caller.unsatisfied", "2026-03-06T15:00:00+08:00")
+        assert hotline.deadline == at("2026-03-12T00:00:00+08:00")
+
+
+def test_a_case_that_never_entered_the_anchor_counts_from_its_own_entry(
+    hotline: Story,
+) -> None:
+    case = hotline.report("2026-03-02T10:00:00+08:00", source="review")
+    assert (case.state, case.marks) == ("reworking", ())
+    # 5 working days from entering rework (Mon 03-02): Tue 03 … Mon 09.
+    assert hotline.deadline == at("2026-03-10T00:00:00+08:00")
+    assert "marks" not in case.to_dict()  # older snapshots read the same
+
+
+def test_pause_resume_and_extension_keep_the_anchor(hotline: Story) -> None:
+    hotline.report("2026-03-02T10:00:00+08:00")
+    hotline.ok("order.responded", "2026-03-02T11:00:00+08:00")
+    assert (hotline.deadline, hotline.warning) == (
+        at("2026-03-03T10:00:00+08:00"), at("2026-03-03T05:12:00+08:00"),
+    )  # fmt: skip
+    hotline.ok("order.held", "2026-03-02T12:00:00+08:00")
+    hotline.ok("order.resumed", "2026-03-02T15:00:00+08:00")
+    # Paused 3 hours: the deadline moves by 3 h; the warning is 0.8 of the 27 h from the call
+    # (10:00 + 21 h 36 min), not of the 26 h from entering `handling` (that would be 07:48).
+    assert (hotline.deadline, hotline.warning) == (
+        at("2026-03-03T13:00:00+08:00"), at("2026-03-03T07:36:00+08:00"),
+    )  # fmt: skip
+    hotline.ok("order.extended", "2026-03-02T16:00:00+08:00")
+    # +24 h: 0.8 of 51 h from the call is 40 h 48 min (from the entry: 03-04 03:00).
+    assert (hotline.deadline, hotline.warning) == (
+        at("2026-03-04T13:00:00+08:00"), at("2026-03-04T02:48:00+08:00"),
+    )  # fmt: skip
+    changed = [r for r in hotline.records if isinstance(r, SlaChanged)]
+    assert [c.action for c in changed] == ["extended"]
+
+
+def test_a_limit_already_passed_on_entry_fires_as_the_case_enters_not_as_a_late_record(
+    hotline: Story,
+) -> None:
+    hotline.report("2026-03-02T10:00:00+08:00")
+    hotline.ok("order.responded", "2026-03-03T12:00:00+08:00")
+    records = hotline.advance("2026-03-03T12:00:00+08:00")
+    assert [(r.type, r.occurred_at, r.late) for r in records] == [
+        ("sla.warning", at("2026-03-03T12:00:00+08:00"), False),
+        ("sla.breached", at("2026-03-03T12:00:00+08:00"), False),
+    ]
+
+
+def test_a_lapsed_party_window_is_not_overdue_work_in_the_gauges(tmp_path: Path) -> None:
+    engine = load(
+        tmp_path,
+        """
+        name: waiting
+        version: 1
+        tiers: [office]
+        sources: [office]
+        states:
+          answered:
+            tier: office
+            sla: {calendar_days: 30, owner: party}
+          done:
+            terminal: true
+            outcome: closed
+        routing:
+          - dest: answered
+        transitions:
+          - trigger: case.concluded
+            source: answered
+            dest: done
+        events:
+          case.concluded: {}
+        """,
+    )
+    story = Story(engine, "waiting", "office")
+    story.report("2026-03-02T10:00:00+08:00")
+    story.advance("2026-04-10T00:00:00+08:00")
+    assert story.case is not None
+    assert story.case.sla is not None
+    assert story.case.sla.breached
+    assert story.case.sla.party
+    assert [key[0] for key in case_keys(story.case)] == ["open"]
+    # the flag survives a snapshot round-trip (older snapshots, without it, read as organ's)
+    assert decode_case(encode_case(story.case)).sla == story.case.sla

@@ -101,6 +101,23 @@ EXPECTED: dict[str, list[str]] = {
     # --- meaning: states
     "sla-on-terminal.yaml": ["12:10: error: terminal state 'closed' cannot have an SLA"],
     "terminal-without-outcome.yaml": ["9:3: error: terminal state 'closed' needs an outcome"],
+    # --- meaning: timing rules (what a breach does, what limits and windows count from)
+    "timeout-to-unknown-state.yaml": [
+        "9:42: error: timeout_to: unknown state 'closd' (did you mean 'closed'?)"
+    ],
+    "escalate-and-timeout.yaml": [
+        "9:71: error: give escalate_to (climb the ladder) or timeout_to (lapse to any state), "
+        "not both"
+    ],
+    "sla-from-unknown-state.yaml": [
+        "9:36: error: from: 'opend' is not `entered`, `opened` or a state of this workflow "
+        "(did you mean 'opened'?)"
+    ],
+    "window-from-unknown-state.yaml": [
+        "18:39: error: from: 'agreement.reached' is not `entered`, `opened` or a state of this "
+        "workflow"
+    ],
+    "reserved-trigger-timed-out.yaml": ["15:14: error: trigger 'sla.timed_out' is reserved"],
     # --- meaning: the vocabulary (declared attributes and events)
     "guard-misspelt-case-member.yaml": [
         "18:12: error: guard: case.attr: case has no member 'attr' (did you mean 'attrs'?); it "
@@ -325,6 +342,40 @@ def test_every_problem_of_a_file_is_reported_across_layers() -> None:
             "trigger: sla.breached",
             ["15:14: error: trigger 'sla.breached' is reserved"],
             id="reserved-trigger",
+        ),
+        pytest.param(
+            "    tier: grid\n",
+            "    tier: grid\n    sla: {calendar_days: 30, timeout_to: open}\n",
+            ["9:42: error: timeout_to must lead to another state"],
+            id="timeout-to-itself",
+        ),
+        pytest.param(
+            "    tier: grid\n",
+            "    tier: grid\n    sla: {calendar_days: 30, from: open}\n",
+            ["9:36: error: from: 'open' is this state itself; write `entered`"],
+            id="sla-from-itself",
+        ),
+        pytest.param(
+            "    dest: closed\n",
+            "    dest: closed\n    within: {calendar_days: 30, from: open}\n",
+            [],
+            id="window-from-its-source-state-is-fine",
+        ),
+        pytest.param(
+            "    tier: grid\n",
+            "    tier: grid\n    sla: {calendar_days: 30, from: opn}\n",
+            [
+                "9:36: error: from: 'opn' is not `entered`, `opened` or a state of this workflow "
+                "(did you mean 'opened'?)"
+            ],
+            # not 'open', the state itself, which would then be refused as "this state itself"
+            id="sla-from-typo-suggests-another-anchor",
+        ),
+        pytest.param(
+            EVENTS,
+            f"{EVENTS}  sla.timed_out: {{}}\n",
+            ["22:3: error: 'sla.timed_out' is built in and cannot be declared"],
+            id="declared-built-in-timed-out",
         ),
         pytest.param(
             "  - dest: open\n",

@@ -331,3 +331,15 @@ def test_syntax_error_position_and_tab_hint() -> None:
 
 def test_utf8_bom_and_chinese_text() -> None:
     assert data("\ufeffa: 枫桥经验\n") == {"a": "枫桥经验"}
+
+
+def test_positions_count_lines_as_editors_do_even_with_unicode_line_separators() -> None:
+    """PyYAML also breaks lines at U+0085/U+2028/U+2029; an editor (and our messages) do not,
+    so a problem must never point past the last line of the file (found by the fuzzer)."""
+    raw = "name: x\nversion: 1\nkey: 'a\u0085b\u2028c\n".encode()
+    doc, problems = load_yaml("x.yaml", raw)
+    assert doc is None
+    (problem,) = problems
+    assert problem.line <= raw.decode().count("\n") + 1
+    _, later = load_yaml("y.yaml", "a: '\u2028'\nb: [\n".encode())
+    assert [(p.line, p.col) for p in later] == [(3, 1)]
