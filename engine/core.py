@@ -121,11 +121,13 @@ class Engine:
             return self._refuse(event, origin, Refusal("schema_invalid", _short(err)))
         workflow = self.registry.newest(payload.workflow)
         if workflow is None:
-            return self._refuse(
-                event,
-                origin,
-                Refusal("workflow_unknown", f"no workflow named {payload.workflow!r}"),
+            detail = (
+                f"{payload.workflow} has only preview versions; new cases need one without "
+                "`preview`"
+                if payload.workflow in self.registry.workflows
+                else f"no workflow named {payload.workflow!r}"
             )
+            return self._refuse(event, origin, Refusal("workflow_unknown", detail))
         problem = _opening_problem(workflow, event.source, payload)
         if problem is not None:
             return self._refuse(event, origin, problem)

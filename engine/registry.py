@@ -83,8 +83,10 @@ class WorkflowRegistry:
         return cls(workflows)
 
     def newest(self, name: str) -> CompiledWorkflow | None:
-        versions = self.workflows.get(name)
-        return versions[max(versions)] if versions else None
+        """The version new cases take: the newest that is not a `preview`."""
+        versions = self.workflows.get(name, {})
+        current = [v for v, w in versions.items() if not w.spec.preview]
+        return versions[max(current)] if current else None
 
     def get(self, name: str, version: int) -> CompiledWorkflow | None:
         return self.workflows.get(name, {}).get(version)

@@ -212,6 +212,12 @@ class WorkflowSpec(_Strict):
 
     name: Name
     version: int = Field(ge=1)
+    preview: bool = Field(
+        default=False,
+        description="Loaded, validated and testable (scenarios, graph, a migration target), but "
+        "new cases keep taking the newest version that is not a preview: how a new ladder is "
+        "trialled before it becomes the default. Remove the flag to promote it.",
+    )
     description: str | None = None
     timezone: str = "Asia/Shanghai"
     calendar: Literal["cn"] = "cn"

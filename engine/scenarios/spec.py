@@ -23,7 +23,7 @@ A scenario file, in short (CONTRIBUTING.md, "Testing a workflow", has the whole 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Annotated, Any, get_args
 
@@ -211,7 +211,11 @@ def bind_suite(
     problems = list(_meaning_problems(spec, doc, workflow))
     if problems:
         return None, problems
-    narrowed = WorkflowRegistry({**registry.workflows, workflow.name: {workflow.version: workflow}})
+    # A pinned preview version is tested as if promoted: its scenario's cases open on it.
+    opened_on = replace(workflow, spec=workflow.spec.model_copy(update={"preview": False}))
+    narrowed = WorkflowRegistry(
+        {**registry.workflows, workflow.name: {workflow.version: opened_on}}
+    )
     return Suite(doc.path, spec, doc, workflow, narrowed), []
 
 
@@ -223,7 +227,8 @@ def _workflow(
         known = ", ".join(sorted(registry.workflows)) or "none"
         message = f"unknown workflow {spec.workflow!r} (loaded: {known})"
         return None, doc.problem_at(("workflow",), message)
-    version = spec.version or max(versions)
+    current = registry.newest(spec.workflow)  # what new cases take: not a preview
+    version = spec.version or (current.version if current else max(versions))
     if version not in versions:
         loaded = ", ".join(str(v) for v in sorted(versions))
         message = f"{spec.workflow} has no version {version} (loaded: {loaded})"

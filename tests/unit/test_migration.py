@@ -114,3 +114,40 @@ def test_bad_migrations_are_refused(engine: Engine, event: CaseEvent, reason: st
     decision = engine.apply(open_v1_case(engine), event)
     assert decision.rejection is not None
     assert decision.rejection.reason == reason
+
+
+def test_a_preview_version_takes_no_new_cases_but_open_ones_can_move_to_it() -> None:
+    """The shipped dispute-escalation v2 is a preview: reports still open on v1, and a pilot
+    case is moved to v2 by a migration event (how a new ladder is trialled)."""
+    shipped = Engine(WorkflowRegistry.load(ROOT / "workflows"))
+    newest = shipped.registry.newest("dispute-escalation")
+    preview = shipped.registry.get("dispute-escalation", 2)
+    assert newest is not None
+    assert preview is not None
+    assert (newest.version, preview.spec.preview) == (1, True)
+    case = open_v1_case(shipped)
+    payload = {"from_version": 1, "to_version": 2,
+               "state_map": {"grid.mediating": "grid.mediating"}, "sla": "keep"}  # fmt: skip
+    moved = shipped.apply(case, ev(1, "case.migrated", "2025-09-29T09:00:00+08:00",
+                                   source="migrate", **payload))  # fmt: skip
+    assert moved.rejection is None
+    assert moved.case is not None
+    assert (moved.case.version, moved.case.state) == (2, "grid.mediating")
+    failed = shipped.apply(moved.case, ev(2, "mediation.failed", "2025-09-29T10:00:00+08:00"))
+    assert failed.case is not None
+    assert (failed.case.state, failed.case.tier) == ("township.mediating", "township")
+
+
+def test_a_workflow_with_only_preview_versions_opens_no_case(tmp_path: Path) -> None:
+    minimal = (ROOT / "tests" / "fixtures" / "valid" / "minimal.yaml").read_text(encoding="utf-8")
+    (tmp_path / "minimal.yaml").write_text(
+        minimal.replace("version: 1\n", "version: 1\npreview: true\n"), encoding="utf-8"
+    )
+    engine = Engine(WorkflowRegistry.load(tmp_path))
+    decision = engine.apply(None, ev(0, "case.reported", REPORTED, workflow="minimal"))
+    assert decision.case is None
+    assert decision.rejection is not None
+    assert decision.rejection.reason == "workflow_unknown"
+    assert decision.rejection.detail == (
+        "minimal has only preview versions; new cases need one without `preview`"
+    )
