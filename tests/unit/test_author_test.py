@@ -82,6 +82,17 @@ def test_the_shipped_scenarios_pass(capsys: pytest.CaptureFixture[str]) -> None:
     assert lines[-1] == f"{len(results)} passed, 0 failed"
 
 
+def test_a_limit_counted_from_an_earlier_state_runs_as_a_scenario(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`from: STATE` is used by no shipped workflow yet; this fixture runs it the way an author
+    would, over the 2025 National Day holiday (tests/fixtures/scenarios/anchored/)."""
+    folder = ROOT / "tests" / "fixtures" / "scenarios" / "anchored"
+    code, out = run(capsys, str(folder / "tests"), "--workflows", str(folder))
+    assert code == 0, out
+    assert out.splitlines()[-1] == "1 passed, 0 failed"
+
+
 def test_every_shipped_workflow_has_scenarios() -> None:
     workflows = {p.stem for p in WORKFLOWS.glob("*.yaml")}
     assert workflows == {p.stem for p in SCENARIOS.glob("*.yaml")}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,6 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.intake import IntakeContext, Refused, translate
+from engine.registry import WorkflowRegistry
+from engine.vocabulary import BUILT_IN_EVENTS, fields_problem
 from schemas.events import CaseEvent
 from schemas.intake.channels import CHANNELS
 from tests.integration.intake_samples import INVALID, SAMPLES, SECRETS, encode
@@ -17,6 +20,7 @@ from tests.integration.intake_samples import INVALID, SAMPLES, SECRETS, encode
 pytestmark = pytest.mark.unit
 
 CTX = IntakeContext(person_key_secret=b"unit-secret")
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def events(channel: str, message: dict[str, Any], ctx: IntakeContext = CTX) -> list[CaseEvent]:
@@ -119,3 +123,30 @@ def test_translation_never_raises(channel: str, kind: str, extra: dict[str, Any]
     assert isinstance(result, Refused | list)
     if isinstance(result, list):
         assert all(e.source == channel for e in result)
+
+
+FEEDS = {"hotline-12345": "hotline-12345", "grid": "dispute-escalation",
+         "online": "dispute-escalation", "petition": "petition", "police": "dispute-escalation",
+         "court": "dispute-escalation"}  # fmt: skip
+"""The workflow each channel's samples belong to."""
+
+
+@pytest.mark.parametrize("channel", sorted(SAMPLES))
+def test_canonical_events_speak_every_shipped_version_s_vocabulary(channel: str) -> None:
+    """What the intake emits is what the workflows declare: every event type is declared (or
+    built in), and declared attributes and payload fields have their declared types."""
+    registry = WorkflowRegistry.load(ROOT / "workflows")
+    versions = registry.workflows[FEEDS[channel]]
+    for message in SAMPLES[channel]:
+        for event in events(channel, message):
+            for compiled in versions.values():
+                spec = compiled.spec
+                where = f"{channel} {event.type} vs {spec.name}@{spec.version}"
+                assert event.source in spec.sources, where
+                if event.type == "case.reported":
+                    attributes = event.payload["attributes"]
+                    assert fields_problem("attributes", spec.attributes, attributes) is None, where
+                    continue
+                assert event.type in spec.events or event.type in BUILT_IN_EVENTS, where
+                declared = spec.events[event.type].payload
+                assert fields_problem("payload", declared, event.payload) is None, where
