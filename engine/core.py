@@ -166,6 +166,9 @@ class Engine:
                 "unauthorized_source", f"{event.source!r} is not a source of {workflow.name}"
             )
         declared = workflow.spec.events.get(event.type)
+        allowed = declared.allowed_sources if declared is not None else None
+        if allowed is not None and event.source not in allowed:
+            return Refusal("unauthorized_source", f"{event.source!r} may not send {event.type!r}")
         if declared is not None and declared.payload:
             wrong = fields_problem("payload", declared.payload, event.payload)
             if wrong is not None:
@@ -186,7 +189,9 @@ class Engine:
                 "unauthorized_source", f"{event.source!r} may not send {event.type!r} here"
             )
         step = Step(case.state, event.source, _context(case, event, builder.at))
-        step.window_open = _window(workflow, case, builder.at)
+        # The act's own time, not the case clock: a request made inside the window stays in
+        # time even when a timer at the window's close was fired first (a lagging consumer).
+        step.window_open = _window(workflow, case, event.occurred_at)
         if not workflow.machine.events[event.type].trigger(step):
             if step.window_closed is not None and step.guard_error is None:
                 return Refusal("window_closed", step.window_closed)
@@ -256,7 +261,9 @@ class Engine:
             moved = moved.marked(dest, at)
         if state.sla and not state.terminal:
             start = anchor_at(moved, state.sla.counted_from)
-            moved = moved._replace(sla=enter_sla(workflow, state.sla, start))
+            sla = enter_sla(workflow, state.sla, start)
+            # a limit already passed on entry (`from: opened`) breaches without a warning first
+            moved = moved._replace(sla=sla._replace(warned=sla.deadline <= at))
         builder.transitioned(moved, from_state=case.state or None, from_tier=from_tier,
                              trigger=trigger)  # fmt: skip
         if state.terminal:

@@ -113,9 +113,12 @@ def guard_type_problems(source: str, scope: Scope) -> list[str]:
     except Exception:  # CELParseError, and lark's own on odd input
         return []
     problems: list[str] = []
-    for message in _walk(tree, scope):
-        if message not in problems:
-            problems.append(message)
+    try:
+        for message in _walk(tree, scope):
+            if message not in problems:
+                problems.append(message)
+    except (ValueError, RecursionError):  # odd literals, very deep trees: the runtime decides
+        return []
     return problems
 
 
@@ -284,7 +287,8 @@ def _literal_value(kind: str, text: str) -> object:
         except (ValueError, SyntaxError):
             return text.strip("'\"")
     if kind == "int":
-        return int(text.rstrip("uU"), 0)
+        digits = text.rstrip("uU")
+        return int(digits, 16) if digits.lower().lstrip("-").startswith("0x") else int(digits)
     if kind == "bool":
         return text == "true"
     return text
@@ -293,10 +297,11 @@ def _literal_value(kind: str, text: str) -> object:
 def _literal_problems(read: str, declared: Leaf, kind: str, value: object) -> Iterator[str]:
     if declared.type == "timestamp" or kind == "null":
         return
-    fits = kind == declared.type or (kind == "int" and declared.type == "number")
+    numbers = {"int", "number"}  # CEL compares ints and doubles with each other
+    fits = kind == declared.type or (kind in numbers and declared.type in numbers)
     if not fits:
         shown = repr(value) if kind == "string" else str(value)
-        yield f"{read} is a {declared.type}, compared with {shown} ({_article(kind)})"
+        yield f"{read} is {_article(declared.type)}, compared with {shown} ({_article(kind)})"
         return
     if declared.enum is not None and value not in declared.enum:
         choices = [str(v) for v in declared.enum]

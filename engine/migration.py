@@ -46,6 +46,8 @@ def apply_migration(  # noqa: PLR0911 - one refusal per precondition, in order
     if state is None or state.terminal:
         detail = f"{to_state!r} is not an open state of version {target.version}"
         return Refusal("invalid_transition", detail)
+    if to_state in target.marked_states:  # a later `from: <to_state>` counts from its entry
+        case = case.marked(to_state, case.entered_at)
     sla = _sla(target, state.sla, case, builder.at, spec.sla)
     moved = case._replace(version=target.version, state=to_state, tier=state.tier or case.tier,
                           sla=sla)  # fmt: skip
@@ -64,7 +66,9 @@ def _sla(
     old = case.sla
     if old is None or policy == "recompute":
         return recomputed._replace(warned=recomputed.warning_at <= at)
-    kept = old._replace(warning_at=warning_at(target, spec, start, old.deadline))
+    kept = old._replace(
+        warning_at=warning_at(target, spec, start, old.deadline), party=spec.owner == "party"
+    )
     if policy == "keep" or kept.deadline <= recomputed.deadline:
         return kept
     return recomputed._replace(warned=recomputed.warning_at <= at)

@@ -65,6 +65,8 @@ def _semantic_problems(spec: WorkflowSpec, doc: Located) -> Iterator[Problem]:
     yield from _check_clock(spec, doc)
     yield from _check_timing(spec, doc)
     yield from vocabulary_problems(spec, doc)
+    for name, declared in spec.events.items():
+        yield from _check_sources(spec, doc, ("events", name), declared.allowed_sources)
     if not doc.pruned:  # a removed transition would make states look unreachable
         yield from _check_graph(spec, doc)
 
@@ -172,9 +174,9 @@ def _check_transitions(spec: WorkflowSpec, doc: Located) -> Iterator[Problem]:
     if doc.pruned:
         return  # a removed guard would make transitions look ambiguous
     for (trigger, src), indexes in by_key.items():
-        guards = [spec.transitions[i].guard for i in indexes]
+        guards = [(spec.transitions[i].guard, spec.transitions[i].within) for i in indexes]
         for n, i in enumerate(indexes[:-1]):
-            if guards[n] is None or guards[n] in guards[n + 1 :]:
+            if guards[n] == (None, None) or guards[n] in guards[n + 1 :]:
                 yield doc.problem_at(
                     ("transitions", i),
                     f"ambiguous: several transitions on {trigger!r} from {src!r} and no guard "

@@ -105,8 +105,14 @@ def _prune(data: dict[str, Any], err: ValidationError, located: Located) -> None
             removals.add(loc[: min(depth, len(loc))])
         else:
             removals.add(loc[:1])
-    for path in sorted(removals, key=lambda p: (len(p), [str(x) for x in p]), reverse=True):
+    for path in sorted(removals, key=_removal_order, reverse=True):
         _remove(data, path, located)
+
+
+def _removal_order(path: Path_) -> tuple[int, list[tuple[int, int | str]]]:
+    """Deepest first, and list items from the highest index down (10 before 2), so that one
+    removal never shifts the item another is about to remove."""
+    return len(path), [(0, p) if isinstance(p, int) else (1, p) for p in path]
 
 
 def _known(data: Any, raw: tuple[Any, ...]) -> set[Any]:
@@ -228,7 +234,9 @@ def _allowed_keys(loc: Path_) -> list[str]:
         model = _inner(model, part)
         if model is None:
             return []
-    return list(model.model_fields) if _is_model(model) else []
+    if not _is_model(model):
+        return []
+    return [info.alias or name for name, info in model.model_fields.items()]
 
 
 def _inner(annotation: Any, part: str | int) -> Any:

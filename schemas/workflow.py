@@ -204,6 +204,11 @@ class EventSpec(_Strict):
     """One event type the workflow accepts, and the payload fields its guards may read."""
 
     payload: dict[FieldName, FieldSpec] = Field(default_factory=dict)
+    allowed_sources: list[Name] | None = Field(
+        default=None,
+        description="Channels that may send this event at all (e.g. only the center pauses or "
+        "extends a clock); a transition's own allowed_sources narrow it further.",
+    )
     description: str | None = None
 
 

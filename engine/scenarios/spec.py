@@ -213,8 +213,14 @@ def bind_suite(
         return None, problems
     # A pinned preview version is tested as if promoted: its scenario's cases open on it.
     opened_on = replace(workflow, spec=workflow.spec.model_copy(update={"preview": False}))
+    # The other versions stay loaded (as previews) so migrations into and out of it can be told.
+    others = {
+        version: replace(other, spec=other.spec.model_copy(update={"preview": True}))
+        for version, other in registry.workflows[workflow.name].items()
+        if version != workflow.version
+    }
     narrowed = WorkflowRegistry(
-        {**registry.workflows, workflow.name: {workflow.version: opened_on}}
+        {**registry.workflows, workflow.name: {**others, workflow.version: opened_on}}
     )
     return Suite(doc.path, spec, doc, workflow, narrowed), []
 

@@ -151,3 +151,23 @@ def test_a_workflow_with_only_preview_versions_opens_no_case(tmp_path: Path) -> 
     assert decision.rejection.detail == (
         "minimal has only preview versions; new cases need one without `preview`"
     )
+
+
+def test_a_case_migrated_into_a_party_window_keeps_it_the_partys(tmp_path: Path) -> None:
+    """With `keep`, the old clock moves over; the owner must come from the new state's spec,
+    or the gauges would count the parties' lapse as the organ's overdue work."""
+    shipped = Engine(WorkflowRegistry.load(ROOT / "workflows"))
+    case = open_v1_case(shipped)
+    agreed = shipped.apply(case, ev(1, "mediation.succeeded", "2025-09-26T11:00:00+08:00",
+                                    agreement_signed=True)).case  # fmt: skip
+    assert agreed is not None
+    assert agreed.state == "agreement.reached"
+    assert agreed.sla is not None
+    assert not agreed.sla.party  # version 1 knows no party windows
+    payload = {"from_version": 1, "to_version": 2,
+               "state_map": {"agreement.reached": "agreement.reached"}, "sla": "keep"}  # fmt: skip
+    moved = shipped.apply(agreed, ev(2, "case.migrated", "2025-09-29T09:00:00+08:00",
+                                     source="migrate", **payload)).case  # fmt: skip
+    assert moved is not None
+    assert moved.sla is not None
+    assert (moved.version, moved.sla.party) == (2, True)

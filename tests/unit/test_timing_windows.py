@@ -12,6 +12,7 @@ elapsed fraction.
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -231,3 +232,44 @@ def test_working_time_warnings_land_in_office_hours_on_working_days(
     assert calendar.is_working_day(local.date()), local
     assert time(9) <= local.time() <= time(17), local
     assert start < warning <= deadline
+
+
+def test_a_request_made_inside_the_window_stays_in_time_when_processed_after_it_closed(
+    confirmation: Story,
+) -> None:
+    """The window is judged at the act's own time, not at the case clock: a lagging consumer
+    that fired timers up to the wall clock first must decide like `simulate` does."""
+    case = _agreed(confirmation, "2026-03-04T10:00:00+08:00")
+    confirmation.on(case).advance("2026-04-04T00:05:00+08:00")  # past the close
+    assert confirmation.case is not None
+    late_processed = confirmation.send("confirmation.applied", "2026-04-03T23:00:00+08:00")
+    assert late_processed.rejection is None
+    assert late_processed.case is not None
+    assert late_processed.case.state == "confirming"
+
+
+def test_an_event_declared_with_allowed_sources_is_refused_from_any_other(tmp_path: Path) -> None:
+    engine = load(
+        tmp_path,
+        CONFIRMATION.replace(
+            "      agreement.performed: {}\n",
+            "      agreement.performed: {}\n      clock.extended: {allowed_sources: [court]}\n",
+        ).replace(
+            "      grid.mediating: {tier: grid}\n",
+            "      grid.mediating:\n        tier: grid\n        sla: {calendar_days: 30, "
+            "extension: {calendar_days: 10}, max_extensions: 1}\n",
+        )
+        + "    clock:\n      extend: [clock.extended]\n",
+    )
+    story = Story(engine, "confirmation", "grid")
+    story.report("2026-03-04T10:00:00+08:00")
+    refused = story.send("clock.extended", "2026-03-05T10:00:00+08:00")
+    assert refused.rejection is not None
+    assert (refused.rejection.reason, refused.rejection.detail) == (
+        "unauthorized_source", "'grid' may not send 'clock.extended'",
+    )  # fmt: skip
+    extended = story.send("clock.extended", "2026-03-05T11:00:00+08:00", source="court")
+    assert extended.rejection is None
+    assert extended.case is not None
+    assert extended.case.sla is not None
+    assert extended.case.sla.extensions == 1

@@ -533,3 +533,66 @@ def test_hostile_input_is_a_problem_or_valid(raw: bytes) -> None:
     workflow, problems = check_file("x.yaml", raw)
     assert (workflow is None) == bool(problems)
     assert all(p.line >= 1 and p.col >= 1 for p in problems)
+
+
+# ---------------------------------------------------------------------------------------------
+# Found in review: guards the checker must accept or survive, pruning order, hints by alias.
+
+
+@pytest.mark.parametrize(
+    "guard",
+    [
+        "case.attrs.n >= 5.0",  # CEL compares ints and doubles
+        "case.attrs.n in [6.0, 7]",
+        "case.escalations == 010",  # a literal Python's int(text, 0) would refuse
+        "case.escalations == 0x1F",
+        "[" * 90 + "]" * 90 + " == []",  # deep enough to exhaust a recursive walk
+    ],
+)
+def test_the_guard_checker_accepts_what_cel_accepts_and_never_raises(guard: str) -> None:
+    raw = _variant("    dest: closed\n", f"    dest: closed\n    guard: '{guard}'\n").replace(
+        b"events:", b"attributes:\n  n: {type: int}\nevents:"
+    )
+    assert _lines(raw) == []
+
+
+def test_pruning_removes_list_items_from_the_highest_index_down() -> None:
+    """Bad keys in transitions 2 and 10 must not hide a guard problem in transition 11."""
+    good = "  - trigger: case.closed\n    source: open\n    dest: closed\n    guard: 'true'\n"
+    bad = "  - trigger: case.closed\n    source: open\n    dest: closed\n    oops: 1\n"
+    items = [good, good, bad, *[good] * 7, bad]
+    items.append(
+        "  - trigger: case.closed\n    source: open\n    dest: closed\n"
+        "    guard: case.attrs.nope == 1\n"
+    )
+    raw = _variant(
+        "transitions:\n  - trigger: case.closed\n    source: open\n    dest: closed\n",
+        "transitions:\n" + "".join(items),
+    )
+    got = _lines(raw)
+    assert [line.split(": error: ")[1] for line in got] == [
+        "unknown key 'oops'",
+        "unknown key 'oops'",
+        "guard: case.attrs.nope: case.attrs has no member 'nope'; declare it under `attributes:`",
+    ]
+
+
+def test_an_unknown_key_is_hinted_by_its_yaml_name() -> None:
+    got = _lines(
+        _variant("    tier: grid\n", "    tier: grid\n    sla: {hours: 4, form: opened}\n")
+    )
+    assert got == ["9:21: error: unknown key 'form' (did you mean 'from'?)"]
+
+
+def test_transitions_told_apart_by_their_window_are_not_ambiguous() -> None:
+    raw = _variant(
+        "transitions:\n",
+        "transitions:\n  - trigger: case.closed\n    source: open\n    dest: closed\n"
+        "    within: {calendar_days: 30}\n",
+    )
+    assert _lines(raw) == []
+
+
+def test_an_event_may_name_only_sources_of_the_workflow() -> None:
+    raw = _variant("  case.closed: {}", "  case.closed: {allowed_sources: [court]}")
+    assert _lines(raw) == ["21:35: error: unknown source 'court' (not in sources)"]
