@@ -8,7 +8,7 @@ same records. No input makes these functions raise: every refusal is an `EventRe
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -16,13 +16,20 @@ from pydantic import ValidationError
 
 from engine.case import Case, Timer
 from engine.guards import GuardError
-from engine.machine import BREACH_TRIGGER, TIMEOUT_TRIGGER, CompiledWorkflow, Step, to_duration
+from engine.machine import (
+    ATTRIBUTES,
+    BREACH_TRIGGER,
+    TIMEOUT_TRIGGER,
+    CompiledWorkflow,
+    Step,
+    to_duration,
+)
 from engine.migration import apply_migration
 from engine.records import RecordBuilder, rejection
 from engine.refusal import Refusal
 from engine.registry import WorkflowRegistry
 from engine.sla import anchor_at, enter_sla, extend_sla, pause_sla, resume_sla
-from engine.vocabulary import fields_problem
+from engine.vocabulary import fields_problem, with_instants
 from schemas.events import MIGRATION_TYPE, PAYLOAD_MODELS, CaseEvent, CaseReported
 from schemas.records import CaseRecord, EventRejected, RejectionReason
 from schemas.workflow import WindowSpec
@@ -137,7 +144,7 @@ class Engine:
             tier=None, seq=0, clock=at, opened_at=at, entered_at=at, entered_seq=0,
             attrs=dict(payload.attributes),
         )  # fmt: skip
-        context = _context(case, event, at)
+        context = _context(workflow, case, event, at)
         dest, detail = _route(workflow, event.source, context)
         if dest is None:
             reason: RejectionReason = (
@@ -188,7 +195,7 @@ class Engine:
             return Refusal(
                 "unauthorized_source", f"{event.source!r} may not send {event.type!r} here"
             )
-        step = Step(case.state, event.source, _context(case, event, builder.at))
+        step = Step(case.state, event.source, _context(workflow, case, event, builder.at))
         # The act's own time, not the case clock: a request made inside the window stays in
         # time even when a timer at the window's close was fired first (a lagging consumer).
         step.window_open = _window(workflow, case, event.occurred_at)
@@ -287,20 +294,34 @@ def _utc(at: datetime) -> datetime:
     return at.astimezone(UTC)
 
 
-def _context(case: Case, event: CaseEvent, at: datetime) -> dict[str, object]:
-    """What a CEL guard may read. Plain dicts and scalars: CEL converts them natively."""
+def _context(
+    workflow: CompiledWorkflow, case: Case, event: CaseEvent, at: datetime
+) -> dict[str, object]:
+    """What a CEL guard may read. Plain dicts and scalars: CEL converts them natively; declared
+    `timestamp` fields become datetimes, so they compare with `now`."""
+    attrs: Mapping[str, object] = case.attrs
+    payload: Mapping[str, object] = event.payload
+    instants = workflow.instant_fields
+    if instants:
+        names = instants.get(ATTRIBUTES, frozenset())
+        attrs = with_instants(attrs, names)
+        if event.type == "case.reported" and isinstance(payload.get("attributes"), dict):
+            reported = payload["attributes"]
+            assert isinstance(reported, dict)
+            payload = {**payload, "attributes": with_instants(reported, names)}
+        payload = with_instants(payload, instants.get(event.type, frozenset()))
     return {
         "event": {
             "type": event.type,
             "source": event.source,
             "occurred_at": _utc(event.occurred_at),
-            "payload": event.payload,
+            "payload": payload,
         },
         "case": {
             "state": case.state,
             "tier": case.tier or "",
             "workflow": case.workflow,
-            "attrs": case.attrs,
+            "attrs": attrs,
             "escalations": case.escalations,
             "opened_at": _utc(case.opened_at),
             "entered_at": _utc(case.entered_at),

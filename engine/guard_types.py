@@ -295,7 +295,14 @@ def _literal_value(kind: str, text: str) -> object:
 
 
 def _literal_problems(read: str, declared: Leaf, kind: str, value: object) -> Iterator[str]:
-    if declared.type == "timestamp" or kind == "null":
+    if kind == "null":
+        return
+    if declared.type == "timestamp":
+        if kind == "string":
+            yield (
+                f"{read} is a timestamp, compared with {value!r} (a string); write "
+                f"timestamp({value!r})"
+            )
         return
     numbers = {"int", "number"}  # CEL compares ints and doubles with each other
     fits = kind == declared.type or (kind in numbers and declared.type in numbers)

@@ -23,10 +23,12 @@ from engine.calendar import BusinessCalendar
 from engine.deadlines import DAY_UNITS, Deadline, DeadlineCalculator, Duration, WorkingHours
 from engine.guards import Guard, GuardError, compile_guard
 from engine.validate import CheckedWorkflow
-from schemas.workflow import DurationSpec, StateSpec, WindowSpec, WorkflowSpec
+from schemas.workflow import DurationSpec, FieldSpec, StateSpec, WindowSpec, WorkflowSpec
 
 BREACH_TRIGGER = "sla.breached"
 TIMEOUT_TRIGGER = "sla.timed_out"
+ATTRIBUTES = ""
+"""The `instant_fields` key of the attributes: no event type can be named ''."""
 MEMO_LIMIT = 100_000
 
 
@@ -67,6 +69,8 @@ class CompiledWorkflow:
     allowed: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)
     marked_states: frozenset[str] = frozenset()
     """States whose entry instant a limit or window counts from (`from: STATE`)."""
+    instant_fields: dict[str, frozenset[str]] = field(default_factory=dict)
+    """Declared `timestamp` fields: ATTRIBUTES → attribute names, event type → payload names."""
     _deadline_memo: dict[tuple[date, Duration], Deadline] = field(default_factory=dict)
     """Sources that may fire (trigger, from-state): tells `unauthorized_source` from the rest."""
 
@@ -185,7 +189,18 @@ def compile_workflow(checked: CheckedWorkflow, calendar: BusinessCalendar) -> Co
         sources=all_sources,
         allowed=allowed_by_key,
         marked_states=_marked_states(spec),
+        instant_fields=_instant_fields(spec),
     )
+
+
+def _instant_fields(spec: WorkflowSpec) -> dict[str, frozenset[str]]:
+    def instants(fields: dict[str, FieldSpec]) -> frozenset[str]:
+        return frozenset(n for n, f in fields.items() if f.type == "timestamp")
+
+    found = {ATTRIBUTES: instants(spec.attributes)}
+    for name, event in spec.events.items():
+        found[name] = instants(event.payload)
+    return {k: v for k, v in found.items() if v}
 
 
 def _marked_states(spec: WorkflowSpec) -> frozenset[str]:

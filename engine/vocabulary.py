@@ -11,8 +11,9 @@ accepted and ignored: intake systems may send more than a workflow reads.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from difflib import get_close_matches
 
 from engine.problems import Problem
@@ -127,8 +128,31 @@ def fields_problem(
     return None
 
 
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+)
+"""What CEL's `timestamp()` also reads: seconds and an offset are required."""
+
+
 def _is_instant(text: str) -> bool:
+    if not _RFC3339.match(text):
+        return False
     try:
-        return datetime.fromisoformat(text).tzinfo is not None
+        return datetime.fromisoformat(text.replace("z", "Z")).tzinfo is not None
     except ValueError:
         return False
+
+
+def with_instants(values: Mapping[str, object], names: frozenset[str]) -> Mapping[str, object]:
+    """`values` with its declared timestamp fields as UTC datetimes, so a guard compares them
+    with `now` or `case.opened_at` as CEL timestamps (as text they would not compare)."""
+    found = [n for n in names if isinstance(values.get(n), str)]
+    if not found:
+        return values
+    converted = dict(values)
+    for name in found:
+        text = converted[name]
+        assert isinstance(text, str)
+        if _is_instant(text):
+            converted[name] = datetime.fromisoformat(text.replace("z", "Z")).astimezone(UTC)
+    return converted

@@ -103,6 +103,8 @@ class BusinessMetrics:
     tally: CaseTally
     rungs: dict[tuple[str, int], dict[str, int]] = field(default_factory=dict)
     """Tier → position in the ladder (0 = lowest), per workflow version."""
+    party_states: set[tuple[str, int, str]] = field(default_factory=set)
+    """States whose limit is a party's window (`owner: party`): not the organ's warnings."""
     children: dict[tuple[int, tuple[str, ...]], Any] = field(default_factory=dict)
     """Labelled children by (metric, label values): `labels()` costs ~2 µs a call, and every
     record needs a few (bounded: the label sets are)."""
@@ -173,9 +175,11 @@ class BusinessMetrics:
                     self.tier_entries.labels(spec.name, tier)
                 for name, state in spec.states.items():
                     if state.sla is not None and not state.terminal:
+                        if state.sla.owner == "party":
+                            self.party_states.add((spec.name, spec.version, name))
+                            continue
                         self.sla_warnings.labels(spec.name, name)
-                        if state.sla.owner == "organ":
-                            self.sla_breaches.labels(spec.name, name)
+                        self.sla_breaches.labels(spec.name, name)
         self.tally.seed(seed_keys(workflows))
 
     def _child(self, metric: Labelled, *labels: str) -> Labelled:
@@ -214,7 +218,7 @@ class BusinessMetrics:
                 since = entered[case_id] if case_id in entered else entered_before(case_id)
                 self._transitioned(record, since)
                 entered[case_id] = record.occurred_at
-            elif isinstance(record, SlaWarning):
+            elif isinstance(record, SlaWarning) and not self._party_window(record):
                 self._child(self.sla_warnings, record.workflow, record.state).inc()
             elif isinstance(record, SlaBreached) and record.owner == "organ":
                 # A party's lapsed window (owner party) is no breach by the organ.
@@ -246,6 +250,9 @@ class BusinessMetrics:
                 record.trigger, "event"
             )
             self._child(self.escalations, workflow, record.from_tier, record.to_tier, cause).inc()
+
+    def _party_window(self, record: SlaWarning) -> bool:
+        return (record.workflow, record.workflow_version, record.state) in self.party_states
 
     def _closed(self, record: CaseClosed) -> None:
         rungs = self.rungs.get((record.workflow, record.workflow_version), {})
