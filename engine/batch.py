@@ -24,6 +24,7 @@ from datetime import datetime
 
 from engine.case import Case
 from engine.core import Engine
+from engine.decode import KafkaKey
 from engine.problems import FengqiaoError
 from engine.replay import Replay
 from engine.stores.codec import encode_case
@@ -53,6 +54,10 @@ class Input:
     origin: str
     headers: Mapping[str, str] | None = None
     """Kafka headers of the input, kept on its dead letter if it is refused."""
+    key: KafkaKey | None = None
+    """The Kafka key it came with, which must be the event's case_id (`key_mismatch`
+    otherwise); None for inputs that are no Kafka record (file lines, the demo, the
+    benchmarks): there is no key to check."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,8 +104,13 @@ class BatchResult:
     changes: tuple[CaseChange, ...]
     """In case_id order."""
     events: int
-    duplicates: int
-    """Inputs dropped because their event_id was already applied to the case."""
+    duplicates_by_source: Mapping[str, int]
+    """Inputs dropped because their event_id was already applied to the case, by the event's
+    `source`."""
+
+    @property
+    def duplicates(self) -> int:
+        return sum(self.duplicates_by_source.values())
 
     @property
     def records(self) -> list[OutputRecord]:
@@ -174,10 +184,10 @@ class BatchReplay:
         self, inputs: Sequence[Input], fire_until: datetime | None, *, only_if_due: bool
     ) -> BatchResult:
         replay = self._replay
-        duplicates = replay.stats.duplicates
+        duplicates = dict(replay.stats.duplicates_by_source)
         outputs: list[Output] = []
         for index, item in enumerate(inputs):
-            for record in replay.feed(item.raw, item.origin):
+            for record in replay.feed(item.raw, item.origin, item.key):
                 workflow = self._workflow(record)
                 if isinstance(record, EventRejected) and item.headers:
                     outputs.append(Output(_with_headers(record, item.headers), index, workflow))
@@ -189,8 +199,10 @@ class BatchReplay:
         changed = replay.take_changes()
         changes = tuple(CaseChange(self._before.get(c), case) for c, case in changed.items())
         self._before.clear()
-        return BatchResult(tuple(outputs), changes, len(inputs),
-                           replay.stats.duplicates - duplicates)  # fmt: skip
+        now = replay.stats.duplicates_by_source
+        by_source = {s: n - duplicates.get(s, 0) for s, n in sorted(now.items())
+                     if n > duplicates.get(s, 0)}  # fmt: skip
+        return BatchResult(tuple(outputs), changes, len(inputs), by_source)
 
     def confirm(self) -> None:
         """The shell stored the last batch's changes: the next batch may start."""
@@ -213,7 +225,7 @@ class BatchReplay:
         return case
 
     def _workflow(self, record: OutputRecord) -> str | None:
-        if not isinstance(record, EventRejected):
+        if not isinstance(record, EventRejected) or record.workflow is not None:
             return record.workflow
         known = self._replay.cases.get(record.case_id or "")
         return known.workflow if known is not None else None

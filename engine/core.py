@@ -285,7 +285,7 @@ class Engine:
         case: Case | None = None,
         records: list[CaseRecord] | None = None,
     ) -> Decision:
-        record = rejection(event, origin, refusal.reason, refusal.detail)
+        record = rejection(event, origin, refusal.reason, refusal.detail, case=case)
         return Decision(case, tuple(records or ()), record)
 
 

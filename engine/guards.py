@@ -37,8 +37,8 @@ class GuardError(ValueError):
     """A guard that cannot be compiled or refers to names it cannot read."""
 
 
-_FIELD_USE = re.compile(r"\b(event|case)\s*\.\s*([A-Za-z_]\w*)")
-_WHOLE_USE = re.compile(r"\b(event|case)\b(?!\s*\.)")
+_FIELD_USE = re.compile(r"\b(event|case|message)\s*\.\s*([A-Za-z_]\w*)")
+_WHOLE_USE = re.compile(r"\b(event|case|message)\b(?!\s*\.)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,18 +76,20 @@ class Guard:
         return result is True
 
 
-def compile_guard(source: str) -> Guard:
-    """Compile `source`, refusing syntax errors, unknown variables and unsupported functions."""
+def compile_guard(source: str, variables: frozenset[str] = GUARD_VARIABLES) -> Guard:
+    """Compile `source`, refusing syntax errors, unknown variables and unsupported functions
+    (`variables`: what the expression may read; a channel rule reads `message`)."""
     try:
         program = cel.compile(source)
     except Exception as err:  # ValueError on syntax errors; be defensive about the extension
         raise GuardError(_first_line(str(err))) from err
     bound = set(_MACRO_BINDING.findall(source))
-    unknown = sorted(set(program.variables()) - GUARD_VARIABLES - bound)
+    unknown = sorted(set(program.variables()) - variables - bound)
     if unknown:
         raise GuardError(
-            f"unknown name(s) {', '.join(unknown)}; a guard may read only "
-            + ", ".join(sorted(GUARD_VARIABLES))
+            f"unknown name(s) {', '.join(unknown)}; "
+            f"{'a guard' if variables is GUARD_VARIABLES else 'a rule'} may read only "
+            + ", ".join(sorted(variables))
         )
     unsupported = sorted(
         f for f in program.functions() if _IDENTIFIER.fullmatch(f) and f not in SUPPORTED_FUNCTIONS
@@ -97,11 +99,13 @@ def compile_guard(source: str) -> Guard:
     too_costly = guard_cost_problem(source)
     if too_costly is not None:
         raise GuardError(too_costly)
-    return Guard(source, program, _reads(source, program))
+    return Guard(source, program, _reads(source, program, variables))
 
 
-def _reads(source: str, program: cel.Program) -> dict[str, frozenset[str] | None]:
-    used = set(program.variables()) & GUARD_VARIABLES
+def _reads(
+    source: str, program: cel.Program, variables: frozenset[str]
+) -> dict[str, frozenset[str] | None]:
+    used = set(program.variables()) & variables
     whole = {m.group(1) for m in _WHOLE_USE.finditer(source)}
     fields: dict[str, set[str]] = {}
     for match in _FIELD_USE.finditer(source):

@@ -1,15 +1,16 @@
-"""Translate native intake messages into canonical `CaseEvent`s (pure; the Kafka loop is in
-`consumers/kafka/adapter_loop.py`).
+"""Translate native intake messages into canonical `CaseEvent`s, as the channel files say (pure;
+the files are compiled by `engine.channels`, the Kafka loop is `consumers/kafka/adapter_loop.py`).
 
 Identity is deterministic, so re-sent messages are duplicates, not new events:
-- `case_id` = `<channel>:<external number>` (ticket, report, petition, incident, filing number),
-  or the `case_ref` a follow-up message names explicitly;
-- `event_id` = `<channel>:<message_id>`, with a suffix when one message yields several events.
+- `case_id` = `<channel>:<case_number>` (ticket, report, petition, incident, filing number),
+  or the whole case id a message names in its kind's `case_id` field;
+- `event_id` = `<channel>:<message_id>`, with `/<id_suffix>` when one message yields several.
 
 The `source` of every event is the channel, i.e. the topic the message arrived on: nothing in a
-payload can claim another source. Personal data never leaves: free text and parties are dropped;
-where a workflow may want to link reports by the same person (同人同事), a keyed HMAC of the
-phone or ID number is added as `person_key` (only when a secret key is configured).
+payload can claim another source. Personal data never leaves: only fields the channel file maps
+travel (and validation refuses a personal one); where a workflow may want to link reports by the
+same person (同人同事), a keyed HMAC of the phone or ID number is added as `person_key` (only
+when a secret key is configured).
 """
 
 from __future__ import annotations
@@ -17,45 +18,21 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime, tzinfo
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
+from engine.channels import Channel, CompiledEmit, CompiledKind
 from engine.decode import MAX_FIELD_PROBLEMS, NotJson, load_json_object, time_problem
+from engine.guards import GuardError
 from schemas.events import CaseEvent
-from schemas.intake.channels import (
-    CHANNELS,
-    CourtConfirmation,
-    CourtDiversion,
-    CourtMediationOutcome,
-    GridMediationResult,
-    GridPatrolReport,
-    HotlineFollowUp,
-    HotlineUpdate,
-    HotlineWorkOrder,
-    OnlineSubmission,
-    OnlineWithdrawal,
-    PetitionDecision,
-    PetitionRegistration,
-    PoliceTransfer,
-)
 from schemas.intake.common import Person
 
 MAX_MESSAGE_BYTES = 256 * 1024
-
-PETITION_EVENTS = {
-    "routed": "petition.routed", "redirected": "petition.redirected",
-    "accepted": "petition.accepted", "not_accepted": "petition.not_accepted",
-    "extended": "handling.extended", "answered": "petition.answered",
-    "review_requested": "review.requested", "review_answered": "review.answered",
-    "rereview_requested": "rereview.requested", "rereview_answered": "rereview.answered",
-    "satisfied": "petition.satisfied", "concluded": "petition.concluded",
-    "withdrawn": "petition.withdrawn",
-}  # fmt: skip
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/\-]{0,79}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,59 +43,122 @@ class FieldError:
 
 @dataclass(frozen=True, slots=True)
 class Refused:
-    """Why a native message cannot become canonical events."""
+    """Why a native message cannot become canonical events, and what of it could be read (so
+    the dead letter can be keyed by its case and traced back to the upstream message)."""
 
     reason: str  # malformed | schema_invalid
     detail: str
     errors: tuple[FieldError, ...] = ()
+    kind: str = ""
+    message_id: str | None = None
+    case_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Translation:
+    """The whole outcome of one message: its kind and events, or its refusal."""
+
+    kind: str
+    events: list[CaseEvent]
+    refused: Refused | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class IntakeContext:
-    """What translation needs beyond the message: the zone of naive timestamps, the HMAC key."""
+    """What translation needs beyond the message: the compiled channels, the HMAC key."""
 
-    timezone: tzinfo = field(default_factory=lambda: ZoneInfo("Asia/Shanghai"))
+    channels: Mapping[str, Channel] = field(default_factory=dict)
     person_key_secret: bytes | None = None
 
 
 def translate(channel: str, raw: bytes, ctx: IntakeContext) -> list[CaseEvent] | Refused:
     """One native message of `channel` → its canonical events, or the reason it is refused."""
-    parser = CHANNELS.get(channel)
-    if parser is None:
-        return Refused("schema_invalid", f"unknown channel {channel!r}")
+    result = interpret(channel, raw, ctx)
+    return result.refused or result.events
+
+
+def interpret(channel: str, raw: bytes, ctx: IntakeContext) -> Translation:  # noqa: PLR0911
+    """`translate` with the message's kind, for the adapters' metrics."""
+    compiled = ctx.channels.get(channel)
+    if compiled is None:
+        return _refused("", Refused("schema_invalid", f"unknown channel {channel!r}"))
     if len(raw) > MAX_MESSAGE_BYTES:
-        return Refused("malformed", f"message larger than {MAX_MESSAGE_BYTES} bytes")
+        return _refused("", Refused("malformed", f"message larger than {MAX_MESSAGE_BYTES} bytes"))
     try:
         data = load_json_object(raw)
     except NotJson as err:
-        return Refused("malformed", str(err))
+        return _refused("", Refused("malformed", str(err)))
+    kind_name = data.get("kind") if isinstance(data.get("kind"), str) else None
+    kind = compiled.kinds.get(kind_name or "")
+    seen = _traceable(compiled, kind, data)
     try:
-        message = parser.validate_python(data)
+        message = compiled.parser.validate_python(data)
     except ValidationError as err:
         errors = tuple(
             FieldError(_json_path(e["loc"], data)[:200], e["msg"])
             for e in err.errors()[:MAX_FIELD_PROBLEMS]
         )
         detail = "; ".join(f"{e.path}: {e.message}" for e in errors[:10])
-        return Refused("schema_invalid", detail, errors)
-    try:
-        events = _Translator(channel, ctx).events(message)
-    except ValidationError as err:  # a canonical event out of range (e.g. a too-long id)
-        return Refused(
-            "schema_invalid", f"cannot build a canonical event: {err.errors()[0]['msg']}"
+        return _refused(
+            kind_name if kind and kind_name else "",
+            Refused("schema_invalid", detail, errors, **seen),
         )
-    return _time_refusal(message, ctx) or events
+    assert kind is not None  # the parser accepted the kind
+    assert kind_name is not None
+    values = _localised(vars(message), compiled)
+    late = _time_refusal(values)
+    if late is not None:
+        path, problem = late
+        error = FieldError(path, problem)
+        return _refused(
+            kind_name, Refused("schema_invalid", f"{path}: {problem}", (error,), **seen)
+        )
+    try:
+        events = _Builder(compiled, kind, values, ctx.person_key_secret).events()
+    except (ValidationError, GuardError, KeyError) as err:  # e.g. a too-long id, a rule failing
+        detail = err.errors()[0]["msg"] if isinstance(err, ValidationError) else str(err)
+        why = Refused("schema_invalid", f"cannot build a canonical event: {detail}"[:500], **seen)
+        return _refused(kind_name, why)
+    return Translation(kind_name, events)
 
 
-def _time_refusal(message: Any, ctx: IntakeContext) -> Refused | None:
+def _refused(kind: str, refused: Refused) -> Translation:
+    return Translation(kind, [], replace(refused, kind=kind))
+
+
+def _traceable(channel: Channel, kind: CompiledKind | None, data: dict[str, Any]) -> dict[str, Any]:
+    """The message id and case id of a message, as far as they can be read (even when it is
+    refused), so its dead letter can be found by ticket number and traced upstream."""
+    if kind is None:
+        return {}
+    spec = kind.spec
+    message_id = data.get(spec.message_id)
+    number = data.get(spec.case_number or spec.case_id or "")
+    case_id = None
+    if isinstance(number, str) and _ID.match(number):
+        case_id = f"{channel.name}:{number}" if spec.case_number else number
+    return {
+        "message_id": message_id if isinstance(message_id, str) and _ID.match(message_id) else None,
+        "case_id": case_id,
+    }
+
+
+def _localised(values: dict[str, Any], channel: Channel) -> dict[str, Any]:
+    """Naive time stamps read in the channel's zone."""
+    out = dict(values)
+    for name, value in values.items():
+        if isinstance(value, datetime) and value.tzinfo is None:
+            out[name] = value.replace(tzinfo=channel.zone)
+    return out
+
+
+def _time_refusal(values: Mapping[str, Any]) -> tuple[str, str] | None:
     """A time stamp no canonical event may carry (far future or past: see engine.decode)."""
-    for name, value in vars(message).items():
+    for name, value in values.items():
         if isinstance(value, datetime):
-            at = value if value.tzinfo is not None else value.replace(tzinfo=ctx.timezone)
-            problem = time_problem(at)
+            problem = time_problem(value)
             if problem is not None:
-                error = FieldError(f"$.{name}", problem)
-                return Refused("schema_invalid", f"{error.path}: {problem}", (error,))
+                return f"$.{name}", problem
     return None
 
 
@@ -134,136 +174,82 @@ _KEY_CHARS = re.compile(r"[\s\-()+]")
 
 
 @dataclass(frozen=True)
-class _Translator:
-    """One method per native message kind; `events` dispatches on the message's class."""
+class _Builder:
+    """The events of one valid message: every emit whose condition holds, in file order."""
 
-    channel: str
-    ctx: IntakeContext
+    channel: Channel
+    kind: CompiledKind
+    values: dict[str, Any]
+    secret: bytes | None
 
-    def events(self, m: Any) -> list[CaseEvent]:
-        handler: Callable[[Any], list[CaseEvent]] = getattr(self, f"_{type(m).__name__}")
-        return handler(m)
+    def events(self) -> list[CaseEvent]:
+        readable = {n: self.values.get(n) for n in self.kind.readable}
+        context = {"message": readable}
+        return [
+            self._event(emit, readable)
+            for emit in self.kind.emits
+            if emit.when is None or emit.when.evaluate(context)
+        ]
 
-    def _HotlineWorkOrder(self, m: HotlineWorkOrder) -> list[CaseEvent]:
-        attrs: dict[str, Any] = {"urgency": m.urgency, "category": m.category,
-                                 "district": m.district_code}  # fmt: skip
-        if m.street_code:
-            attrs["street"] = m.street_code
-        people = [m.caller] if m.caller else []
-        return [self._report(m.message_id, m.ticket_no, m.received_at, "hotline-12345", attrs,
-                             people)]  # fmt: skip
-
-    def _HotlineUpdate(self, m: HotlineUpdate) -> list[CaseEvent]:
-        payload = {"by": m.handler_code} if m.handler_code else {}
-        return [self._event(m.message_id, m.ticket_no, f"order.{m.action}", m.at, payload)]
-
-    def _HotlineFollowUp(self, m: HotlineFollowUp) -> list[CaseEvent]:
-        if m.result == "unreachable":
-            return [self._event(m.message_id, m.ticket_no, "followup.unreachable", m.at)]
-        payload = {"rating": m.rating, "reopen": m.reopen}
-        return [self._event(m.message_id, m.ticket_no, "followup.rated", m.at, payload)]
-
-    def _GridPatrolReport(self, m: GridPatrolReport) -> list[CaseEvent]:
-        attrs: dict[str, Any] = {"category": m.category, "grid": m.grid_code, "risk": m.risk,
-                                 "officer": m.officer_id}  # fmt: skip
-        report = self._report(f"{m.message_id}/reported", m.report_no, m.reported_at,
-                              "dispute-escalation", attrs, m.parties)  # fmt: skip
-        if not m.resolved_on_spot:
-            return [report]
-        settled = self._event(f"{m.message_id}/settled", m.report_no, "mediation.succeeded",
-                              m.reported_at, {"agreement_signed": False})  # fmt: skip
-        return [report, settled]
-
-    def _GridMediationResult(self, m: GridMediationResult) -> list[CaseEvent]:
-        payload = {"agreement_signed": m.agreement_signed}
-        return [self._event(m.message_id, m.report_no, f"mediation.{m.result}", m.at, payload)]
-
-    def _OnlineSubmission(self, m: OnlineSubmission) -> list[CaseEvent]:
-        attrs: dict[str, Any] = {
-            "category": m.category,
-            "district": m.district_code,
-            "via": m.via,
-            "cross_jurisdiction": m.cross_jurisdiction,
-        }
-        people = [m.applicant] if m.applicant else []
-        return [self._report(m.message_id, m.submission_id, m.submitted_at,
-                             "dispute-escalation", attrs, people)]  # fmt: skip
-
-    def _OnlineWithdrawal(self, m: OnlineWithdrawal) -> list[CaseEvent]:
-        return [self._event(m.message_id, m.submission_id, "case.withdrawn", m.at)]
-
-    def _PetitionRegistration(self, m: PetitionRegistration) -> list[CaseEvent]:
-        attrs: dict[str, Any] = {"form": m.form, "petitioners": m.petitioner_count,
-                                 "repeat": m.repeat, "matter": m.matter}  # fmt: skip
-        if m.respondent_level:
-            attrs["respondent_level"] = m.respondent_level
-        return [self._report(m.message_id, m.petition_no, m.received_at, "petition", attrs,
-                             m.petitioners)]  # fmt: skip
-
-    def _PetitionDecision(self, m: PetitionDecision) -> list[CaseEvent]:
-        event_type = PETITION_EVENTS[m.decision]
-        return [self._event(m.message_id, m.petition_no, event_type, m.at)]
-
-    def _PoliceTransfer(self, m: PoliceTransfer) -> list[CaseEvent]:
-        attrs: dict[str, Any] = {"category": m.category, "station": m.station_code}
-        return [self._report(m.message_id, m.incident_no, m.received_at, "dispute-escalation",
-                             attrs, m.parties)]  # fmt: skip
-
-    def _CourtDiversion(self, m: CourtDiversion) -> list[CaseEvent]:
-        attrs: dict[str, Any] = {"category": m.category, "court": m.court_code, "consent": True}
-        return [self._report(m.message_id, m.filing_no, m.filed_at, "dispute-escalation",
-                             attrs, m.parties)]  # fmt: skip
-
-    def _CourtMediationOutcome(self, m: CourtMediationOutcome) -> list[CaseEvent]:
-        payload = {"agreement_signed": m.agreement_signed}
-        return [self._event(m.message_id, m.filing_no, f"mediation.{m.result}", m.at, payload)]
-
-    def _CourtConfirmation(self, m: CourtConfirmation) -> list[CaseEvent]:
-        event_type = f"confirmation.{m.decision}"
-        return [self._event(m.message_id, None, event_type, m.at, case_id=m.case_ref)]
-
-    def _report(  # noqa: PLR0917 - the six facts of every report, always given in this order
-        self,
-        message_id: str,
-        number: str,
-        at: datetime,
-        workflow: str,
-        attrs: dict[str, Any],
-        people: list[Person],
-    ) -> CaseEvent:
-        key = self.person_key(people)
-        if key is not None:
-            attrs = {**attrs, "person_key": key}
-        payload = {"workflow": workflow, "attributes": attrs}
-        return self._event(message_id, number, "case.reported", at, payload)
-
-    def _event(
-        self,
-        message_id: str,
-        number: str | None,
-        event_type: str,
-        at: datetime,
-        payload: dict[str, Any] | None = None,
-        *,
-        case_id: str | None = None,
-    ) -> CaseEvent:
+    def _event(self, emit: CompiledEmit, readable: dict[str, Any]) -> CaseEvent:
+        spec = self.kind.spec
+        event_type = emit.event_type(readable)
+        payload = self._copied(emit.spec.payload)
+        if event_type == "case.reported":
+            attributes = self._copied(emit.spec.attributes)
+            key = self._person_key(emit.spec.person_key)
+            if key is not None:
+                attributes["person_key"] = key
+            payload = {"workflow": self._workflow(emit, readable), "attributes": attributes}
+        message_id = self.values[spec.message_id]
+        suffix = f"/{emit.spec.id_suffix}" if emit.spec.id_suffix else ""
+        if spec.case_number is not None:
+            case_id = f"{self.channel.name}:{self.values[spec.case_number]}"
+        else:
+            case_id = str(self.values[spec.case_id or ""])
         return CaseEvent(
-            event_id=f"{self.channel}:{message_id}",
-            case_id=case_id or f"{self.channel}:{number}",
+            event_id=f"{self.channel.name}:{message_id}{suffix}",
+            case_id=case_id,
             type=event_type,
-            occurred_at=at if at.tzinfo is not None else at.replace(tzinfo=self.ctx.timezone),
-            source=self.channel,
-            payload=payload or {},
+            occurred_at=self.values[spec.occurred_at],
+            source=self.channel.name,
+            payload=payload,
         )
 
-    def person_key(self, people: list[Person]) -> str | None:
+    def _workflow(self, emit: CompiledEmit, readable: dict[str, Any]) -> str:
+        context = {"message": readable}
+        for condition, workflow in emit.rules:
+            if condition is None or condition.evaluate(context):
+                return workflow
+        raise KeyError("no workflow rule holds")  # validation requires a default rule
+
+    def _copied(self, mapping: Mapping[str, Any]) -> dict[str, Any]:
+        """Mapped fields (left out when empty) and constants."""
+        out: dict[str, Any] = {}
+        for name, value in mapping.items():
+            if isinstance(value, dict):
+                out[name] = value["value"]
+            elif isinstance(value, str):
+                copied = self.values.get(value)
+                if copied is None or copied == "":
+                    continue
+                out[name] = copied.isoformat() if isinstance(copied, datetime) else copied
+            else:
+                out[name] = value
+        return out
+
+    def _person_key(self, fields: list[str]) -> str | None:
         """HMAC-SHA256 of the first party's normalised phone or ID number, or None."""
-        secret = self.ctx.person_key_secret
-        if secret is None:
+        if self.secret is None:
             return None
-        for person in people:
-            raw = person.id_number or person.phone
-            if raw:
-                normalised = _KEY_CHARS.sub("", raw).upper()
-                return hmac.new(secret, normalised.encode(), hashlib.sha256).hexdigest()[:32]
+        for name in fields:
+            value = self.values.get(name)
+            people: list[Person] = value if isinstance(value, list) else [value] if value else []
+            for person in people:
+                raw = person.id_number or person.phone
+                if raw:
+                    normalised = _KEY_CHARS.sub("", raw).upper()
+                    return hmac.new(self.secret, normalised.encode(), hashlib.sha256).hexdigest()[
+                        :32
+                    ]
         return None

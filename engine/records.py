@@ -142,8 +142,21 @@ def rejection(
     original: bytes | None = None,
     headers: dict[str, str] | None = None,
     fields: list[FieldProblem] | None = None,
+    case: Case | None = None,
 ) -> EventRejected:
-    """A dead-letter record; its id derives from where the input came from (replay-stable)."""
+    """A dead-letter record; its id derives from where the input came from (replay-stable).
+
+    With the `case` that refused the event, the record says where the case stood (workflow,
+    version, state, and how far the event's time was behind the case's clock) and the detail
+    names the state: "may not send 'mediation.failed' here" alone does not say where "here" is.
+    """
+    late_by: float | None = None
+    if case is not None and event is not None:
+        behind = (case.clock - event.occurred_at).total_seconds()
+        late_by = behind if behind > 0 else None
+        quoted = repr(case.state)
+        if f"state {quoted}" not in detail and f"from {quoted}" not in detail:
+            detail = f"{detail[: 1000 - len(quoted) - 12]} (in state {quoted})"
     if original is None and event is not None:
         original = event.model_dump_json().encode()
     raw = bounded_original(original or b"")
@@ -163,6 +176,10 @@ def rejection(
         original_encoding=encoding_,
         headers=headers or {},
         fields=fields or [],
+        workflow=case.workflow if case is not None else None,
+        workflow_version=case.version if case is not None else None,
+        case_state=case.state if case is not None else None,
+        late_by_seconds=late_by,
     )
 
 

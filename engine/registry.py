@@ -14,6 +14,7 @@ from engine.calendar import BusinessCalendar
 from engine.machine import CompiledWorkflow, compile_workflow
 from engine.problems import InvalidWorkflowError, Problem
 from engine.validate import CheckedWorkflow, check_file
+from schemas.workflow import WorkflowSpec
 
 WORKFLOW_SUFFIXES = (".yaml", ".yml")
 
@@ -90,3 +91,13 @@ class WorkflowRegistry:
 
     def get(self, name: str, version: int) -> CompiledWorkflow | None:
         return self.workflows.get(name, {}).get(version)
+
+    def specs(self) -> list[WorkflowSpec]:
+        """Every loaded version's spec (what channel files are checked against)."""
+        return [w.spec for versions in self.workflows.values() for w in versions.values()]
+
+    def sources(self) -> frozenset[str]:
+        """Every source some loaded workflow names: the bounded set of channels (metric labels
+        keyed by an event's `source` may take no other value)."""
+        versions = [w for by_version in self.workflows.values() for w in by_version.values()]
+        return frozenset(source for w in versions for source in w.spec.sources)

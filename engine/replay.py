@@ -20,7 +20,7 @@ from datetime import datetime
 
 from engine.case import Case
 from engine.core import Decision, Engine
-from engine.decode import decode_event
+from engine.decode import KafkaKey, decode_event
 from engine.timers import TimerIndex
 from schemas.events import CaseEvent
 from schemas.records import OutputRecord
@@ -34,6 +34,8 @@ class ReplayStats:
     duplicates: int = 0
     timers_fired: int = 0
     by_reason: dict[str, int] = field(default_factory=dict)
+    duplicates_by_source: dict[str, int] = field(default_factory=dict)
+    """Duplicates by the event's `source` (its channel): a channel that re-sends shows here."""
 
 
 class Replay:
@@ -77,10 +79,11 @@ class Replay:
         for case in restored:
             self.track(case)
 
-    def feed(self, raw: bytes, origin: str) -> Iterator[OutputRecord]:
-        """Decode and apply one input; yield the records it causes (timers first)."""
+    def feed(self, raw: bytes, origin: str, key: KafkaKey | None = None) -> Iterator[OutputRecord]:
+        """Decode and apply one input; yield the records it causes (timers first). `key`: the
+        Kafka key the input came with (None: no Kafka record, nothing to check)."""
         self.stats.events += 1
-        event = decode_event(raw, origin)
+        event = decode_event(raw, origin, key)
         if not isinstance(event, CaseEvent):
             yield from self._count([event])
             return
@@ -89,6 +92,8 @@ class Replay:
         decision = self.engine.apply(self.case(event.case_id), event, origin)
         if decision.duplicate:
             self.stats.duplicates += 1
+            by_source = self.stats.duplicates_by_source
+            by_source[event.source] = by_source.get(event.source, 0) + 1
         yield from self._settle(event.case_id, decision)
 
     def advance(self, now: datetime) -> Iterator[OutputRecord]:

@@ -154,7 +154,9 @@ def _remove(data: dict[str, Any], path: Path_, located: Located) -> None:
             located.damaged.add(path[:2])
 
 
-def schema_problems(doc: SourceDoc, err: ValidationError) -> list[Problem]:
+def schema_problems(
+    doc: SourceDoc, err: ValidationError, root: type[BaseModel] = WorkflowSpec
+) -> list[Problem]:
     """One problem per place, each on the deepest node it concerns.
 
     Pydantic reports a value that fits no member of a union once per member (`source` may be
@@ -164,7 +166,7 @@ def schema_problems(doc: SourceDoc, err: ValidationError) -> list[Problem]:
     found: list[tuple[Path_, bool, str, str]] = []
     for error in err.errors():
         loc, is_key = _doc_loc(doc, tuple(error["loc"]), missing=error["type"] == "missing")
-        found.append((loc, is_key, error["type"], _message(error, loc)))
+        found.append((loc, is_key, error["type"], _message(error, loc, root)))
     deepest = [
         f for f in found
         if f[2] in ("missing", "extra_forbidden")
@@ -200,10 +202,10 @@ def _doc_loc(doc: SourceDoc, raw: tuple[Any, ...], *, missing: bool) -> tuple[Pa
     return loc, is_key
 
 
-def _message(error: Any, loc: Path_) -> str:
+def _message(error: Any, loc: Path_, root: type[BaseModel]) -> str:
     kind = error["type"]
     if kind == "extra_forbidden":
-        allowed = _allowed_keys(loc[:-1])
+        allowed = _allowed_keys(loc[:-1], root)
         hint = did_you_mean(str(loc[-1]), allowed) if allowed else ""
         return f"unknown key {loc[-1]!r}{hint}"
     if kind == "missing":
@@ -227,9 +229,9 @@ def _message(error: Any, loc: Path_) -> str:
     return _MODEL_NAME.sub("", message.removeprefix("Value error, "))
 
 
-def _allowed_keys(loc: Path_) -> list[str]:
+def _allowed_keys(loc: Path_, root: type[BaseModel]) -> list[str]:
     """The keys the model accepts at `loc` (a mapping in the document), for "did you mean"."""
-    model: Any = WorkflowSpec
+    model: Any = root
     for part in loc:
         model = _inner(model, part)
         if model is None:

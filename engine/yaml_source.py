@@ -244,7 +244,7 @@ def _scalar(node: yaml.Node, doc: SourceDoc, problems: list[Problem]) -> Any:
     if not isinstance(node, yaml.ScalarNode):
         return node
     try:
-        return _CONSTRUCTOR.construct_object(node, deep=True)
+        value = _CONSTRUCTOR.construct_object(node, deep=True)
     except Exception as err:
         line, col = _mark(node)
         problems.append(
@@ -253,6 +253,25 @@ def _scalar(node: yaml.Node, doc: SourceDoc, problems: list[Problem]) -> Any:
         return None
     finally:
         _CONSTRUCTOR.constructed_objects.clear()
+    if isinstance(value, str) and _SURROGATE.search(value):
+        return _joined_surrogates(value, node, doc, problems)
+    return value
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _joined_surrogates(
+    value: str, node: yaml.Node, doc: SourceDoc, problems: list[Problem]
+) -> str | None:
+    """`"\\ud83d\\ude00"` (an emoji written as a UTF-16 pair of escapes) is one character; a
+    lone half of a pair is no text at all and would break everything downstream."""
+    joined = value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if "\ufffd" in joined and "\ufffd" not in value:
+        line, col = _mark(node)
+        problems.append(Problem(doc.path, line, col, "text with half of a UTF-16 surrogate pair"))
+        return None
+    return joined
 
 
 _CONSTRUCTOR = yaml.constructor.SafeConstructor()

@@ -9,9 +9,9 @@ byte-identical between runs.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, model_serializer
 
 RejectionReason = Literal[
     "malformed",
@@ -22,7 +22,11 @@ RejectionReason = Literal[
     "guard_failed",
     "workflow_unknown",
     "window_closed",
+    "key_mismatch",
 ]
+"""Why an input was refused. `key_mismatch`: a record of the case-events topic whose Kafka key
+is not its `case_id` (or that has none): applying it could split one case across partitions,
+whose engines would then each hold a copy of it."""
 
 
 class SlaInfo(BaseModel):
@@ -117,12 +121,27 @@ class FieldProblem(BaseModel):
     message: str
 
 
+CASE_CONTEXT = ("workflow", "workflow_version", "case_state", "late_by_seconds", "message_id")
+"""The optional fields of `EventRejected` omitted from its JSON when None."""
+
+
 class EventRejected(BaseModel):
     """A refused input, written to the dead-letter topic with the reason and the original bytes.
 
     Rejections do not belong to a case's history, so they carry no `seq`; `record_id` is derived
     from where the input came from (file line, or topic/partition/offset) so a replay produces
     the same id.
+
+    An event refused by an open case also says where that case stood, so the dead letter can be
+    understood without replaying the changelog: its `workflow`, `workflow_version` and
+    `case_state`, and `late_by_seconds` when the event's `occurred_at` was behind the case's
+    clock (an event delivered late is the usual reason it no longer fits). These four are left
+    out of the JSON when they do not apply (no case, or not late), so every other refusal keeps
+    the shape it always had.
+
+    A native message an intake adapter refused carries the upstream `message_id` (when it could
+    be read), and its `case_id` is the case the message names: an integrator finds the dead
+    letter by ticket number and traces it to the message upstream.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -133,11 +152,24 @@ class EventRejected(BaseModel):
     event_id: str | None
     reason: RejectionReason
     detail: str
+    workflow: str | None = None
+    workflow_version: int | None = None
+    case_state: str | None = None
+    late_by_seconds: float | None = None
+    message_id: str | None = None
     origin: str
     original: str
     original_encoding: Literal["utf-8", "base64"] = "utf-8"
     headers: dict[str, str] = {}
     fields: list[FieldProblem] = []
+
+    @model_serializer(mode="wrap")
+    def _omit_inapplicable(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        for name in CASE_CONTEXT:
+            if data.get(name, 0) is None:
+                del data[name]
+        return data
 
 
 OutputRecord = CaseRecord | EventRejected

@@ -3,7 +3,8 @@
 Why a module of its own: `consumers/cli/main.py` is the file every command touches; here live
 the command's flags, its output (one `PASS`/`FAIL` line per scenario, a field-by-field diff of
 the first failing step, a summary) and the JUnit XML that CI systems display. The scenarios
-themselves are read, checked and played by the pure `engine.scenarios`.
+themselves are read, checked and played by the pure `engine.scenarios`; this module reads the
+files, among them the channel files (`<workflows>/channels/`) that translate `message` steps.
 
 Exit codes, as for `validate`: 0 when every scenario passed; 1 when a scenario failed, a file
 is broken (`PATH:LINE:COL: error: MESSAGE`), a path does not exist, or no scenario was found;
@@ -14,12 +15,13 @@ from __future__ import annotations
 
 import argparse
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from engine.calendar import CalendarFileError
+from engine.channels import Channel, load_channels
 from engine.problems import InvalidWorkflowError, Problem
 from engine.registry import WorkflowRegistry
 from engine.scenarios.run import ScenarioResult, StepFailure, run_suite
@@ -27,11 +29,12 @@ from engine.scenarios.spec import load_suite
 
 SCENARIO_SUFFIXES = (".yaml", ".yml")
 DESCRIPTION = """\
-Run scenario tests of workflows: YAML files of stories (events on a virtual clock, or time
-passing) with what must hold after each step (state, tier, deadline, pause, outcome, the
-records emitted, refusals). Each scenario plays through the same replay as `fengqiao
-simulate`. Prints PASS or FAIL per scenario and, for a failure, the step and each expected
-value beside the actual one. Exit 1 on any failure or broken file, 0 when all pass."""
+Run scenario tests of workflows: YAML files of stories (canonical events or native intake
+messages on a virtual clock, or time passing) with what must hold after each step (state,
+tier, deadline, pause, outcome, the records emitted, refusals). Each scenario plays through
+the same replay as `fengqiao simulate`. Prints PASS or FAIL per scenario and, for a failure,
+the step and each expected value beside the actual one. Exit 1 on any failure or broken file,
+0 when all pass."""
 
 EPILOG = """\
 examples:
@@ -80,12 +83,15 @@ def cmd_test(args: argparse.Namespace, workflows_default: Callable[[], Path]) ->
     registry = _registry(workflows)
     if registry is None:
         return 1
+    channels = _channels(workflows, registry)
+    if channels is None:
+        return 1
     paths = [Path(p) for p in args.paths] or [workflows / "tests"]
     missing = [p for p in paths if not p.exists()]
     for path in missing:
         print(f"{path}:1:1: error: no such file or directory")
     files = scenario_files(p for p in paths if p.exists())
-    outcomes = [_run_file(path, registry) for path in files]
+    outcomes = [_run_file(path, registry, channels) for path in files]
     for outcome in outcomes:
         _report(outcome)
     if args.junit_xml is not None:
@@ -128,12 +134,25 @@ def _registry(workflows: Path) -> WorkflowRegistry | None:
     return None
 
 
-def _run_file(path: Path, registry: WorkflowRegistry) -> FileOutcome:
+def _channels(workflows: Path, registry: WorkflowRegistry) -> dict[str, Channel] | None:
+    """The channel files of the workflows folder, which translate `message` steps (none when the
+    folder has no `channels/`); None after printing why they do not load."""
+    try:
+        return load_channels(workflows, registry.specs())
+    except InvalidWorkflowError as err:
+        print(err)
+    print(f"error: the channels in {workflows} do not load; `fengqiao validate` says why")
+    return None
+
+
+def _run_file(
+    path: Path, registry: WorkflowRegistry, channels: Mapping[str, Channel]
+) -> FileOutcome:
     try:
         raw = path.read_bytes()
     except OSError as err:
         return FileOutcome(str(path), problems=[Problem(str(path), 1, 1, f"cannot read: {err}")])
-    suite, problems = load_suite(str(path), raw, registry)
+    suite, problems = load_suite(str(path), raw, registry, channels)
     if suite is None:
         return FileOutcome(str(path), problems=sorted(problems))
     return FileOutcome(str(path), results=run_suite(suite))

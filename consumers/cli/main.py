@@ -18,6 +18,13 @@ from consumers.bench.kafka_bench import run_kafka_bench
 from consumers.bench.scale import run_scale_bench
 from consumers.cli.author_test import add_test_command
 from consumers.cli.demo import add_demo_command
+from consumers.cli.files import (
+    channels_or_say,
+    cmd_validate,
+    registry_or_say,
+    unusable,
+    workflows_default,
+)
 from consumers.cli.migrate import main as migrate_main
 from consumers.cli.schemas import write_schemas
 from consumers.cli.service import run_service
@@ -27,57 +34,13 @@ from consumers.kafka.topics import check_topics, create_topics
 from consumers.runtime.logs import configure_logging
 from consumers.runtime.settings import Settings, SettingsError, load_settings
 from engine.diagram import dot, mermaid
-from engine.problems import InvalidWorkflowError
-from engine.registry import WorkflowRegistry, check_paths
-
-DEFAULT_WORKFLOWS = Path("workflows")
-
-
-def _workflows_default() -> Path:
-    """`workflows/` of the working directory, else the one shipped beside the packages."""
-    if DEFAULT_WORKFLOWS.is_dir():
-        return DEFAULT_WORKFLOWS
-    return Path(__file__).resolve().parents[2] / "workflows"
-
-
-def _unusable(path: Path) -> str | None:
-    """Why `path` cannot be read as a workflow file or folder, before anything parses it (the
-    same words for every command, so `validate`, `graph` and `simulate` agree)."""
-    try:
-        if not path.exists():
-            return "no such file or directory"
-        if path.is_dir():
-            next(path.iterdir(), None)
-    except OSError as err:  # a folder (or one on the way) we may not list
-        return f"cannot read: {err.strerror}"
-    return None
-
-
-def _where(paths: Sequence[Path]) -> str:
-    """What `validate` checked, for its `ok:` line: the paths as given, or their count."""
-    if len(paths) > 3:
-        return f"{len(paths)} paths"
-    return ", ".join(f"{p}/" if p.is_dir() and not str(p).endswith("/") else str(p) for p in paths)
-
-
-def cmd_validate(args: argparse.Namespace) -> int:
-    paths = [Path(p) for p in args.paths] or [_workflows_default()]
-    unusable = {p: why for p in paths if (why := _unusable(p)) is not None}
-    for path, why in unusable.items():
-        print(f"{path}:1:1: error: {why}")
-    checked, problems = check_paths([p for p in paths if p not in unusable])
-    for problem in sorted(problems):
-        print(problem)
-    if problems or unusable:
-        return 1
-    print(f"ok: {len(checked)} workflow(s) valid in {_where(paths)}", file=sys.stderr)
-    return 0
+from engine.registry import check_paths
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
     """Problems go to stderr: stdout is the diagram, often redirected into a file."""
     path = Path(args.file)
-    why = _unusable(path)
+    why = unusable(path)
     if why is None and path.is_dir():
         why = "is a folder; graph draws one workflow file"
     if why is not None:
@@ -91,19 +54,6 @@ def cmd_graph(args: argparse.Namespace) -> int:
     render = dot if args.format == "dot" else mermaid
     sys.stdout.write(render(checked[0].spec))
     return 0
-
-
-def _load_registry(folder: Path) -> WorkflowRegistry | None:
-    """The workflows of `folder`, or None after printing why not (`PATH:1:1: error: …`)."""
-    why = _unusable(folder)
-    if why is not None:
-        print(f"{folder}:1:1: error: {why}", file=sys.stderr)
-        return None
-    try:
-        return WorkflowRegistry.load(folder)
-    except InvalidWorkflowError as err:
-        print(err, file=sys.stderr)
-        return None
 
 
 def _until(text: str | None) -> datetime | str | None:
@@ -124,7 +74,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if isinstance(until, str):
         print(until, file=sys.stderr)
         return 2
-    registry = _load_registry(Path(args.workflows or _workflows_default()))
+    registry = registry_or_say(Path(args.workflows or workflows_default()))
     if registry is None:
         return 1
     events, out = Path(args.events), Path(args.out) if args.out else None
@@ -151,14 +101,18 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    for path in write_schemas(Path(args.out)):
+    folder = Path(args.workflows or workflows_default())
+    channels = channels_or_say(folder)
+    if channels is None:
+        return 1
+    for path in write_schemas(Path(args.out), channels):
         print(path)
     return 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    workflows = Path(args.workflows or _workflows_default())
-    if _load_registry(workflows) is None:  # refused before a broker starts, without a traceback
+    workflows = Path(args.workflows or workflows_default())
+    if registry_or_say(workflows) is None:  # refused before a broker starts, without a traceback
         return 1
     if args.which == "kafka":
         rates = [int(r) for r in args.rates.split(",")]
@@ -296,7 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("validate", help="validate workflow files or folders")
+    p = sub.add_parser(
+        "validate", help="validate workflow files or folders (and their channels/ files)"
+    )
     p.add_argument("paths", nargs="*", help="files or folders (default: workflows/)")
     p.set_defaults(func=cmd_validate)
 
@@ -337,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("action", choices=["export"], help="export: (re)write the documents")
     p.add_argument("--out", default="schemas", help="folder to write into (default: schemas/)")
+    p.add_argument("--workflows", help="workflow folder with its channels/ (default: workflows/)")
     p.set_defaults(func=cmd_schema)
 
     p = sub.add_parser("bench", help="benchmarks that print their figures")
@@ -357,8 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_kafka_commands(sub)
 
-    add_demo_command(sub, _workflows_default)
-    add_test_command(sub, _workflows_default)
+    add_demo_command(sub, workflows_default)
+    add_test_command(sub, workflows_default)
     for action in sub._choices_actions:  # each command's --help opens with its one-line help
         command = sub.choices[action.dest]
         command.description = command.description or action.help

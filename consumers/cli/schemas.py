@@ -1,19 +1,22 @@
 """`fengqiao schemas export`: the public contracts as JSON Schema files and an AsyncAPI 3 document.
 
-Everything is generated from the pydantic models, so the published contract cannot drift from
-the code; a test fails when the committed copies are stale. Output is stable (sorted keys).
+Everything is generated from the pydantic models and the channel files (a channel's native
+messages are declared in `workflows/channels/`), so the published contract cannot drift from
+what runs; a test fails when the committed copies are stale. Output is stable (sorted keys).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from pydantic import TypeAdapter
 
+from engine.channels import Channel
+from schemas.channel import ChannelSpec
 from schemas.events import CaseEvent, CaseReported
-from schemas.intake.channels import CHANNELS
 from schemas.records import EventRejected, OutputRecord
 from schemas.workflow import WorkflowSpec
 
@@ -22,18 +25,10 @@ JSON_SCHEMA = "https://json-schema.org/draft/2020-12/schema"
 
 SCHEMAS: dict[str, Any] = {
     "workflow": WorkflowSpec,
+    "channel": ChannelSpec,
     "case-event": CaseEvent,
     "case-reported-payload": CaseReported,
     "output-record": OutputRecord,
-}
-
-INTAKE_DESCRIPTIONS = {
-    "hotline-12345": "12345 government service hotline: work orders, updates, call-back ratings.",
-    "grid": "Grid officers' app (平安通): patrol reports and mediation results.",
-    "online": "Online dispute platform / mini-program (网上枫桥): submissions, withdrawals.",
-    "petition": "Petition information system (信访): registrations and organs' decisions.",
-    "police": "110 non-emergency transfers to mediation (警调对接).",
-    "court": "Court: diversions to pre-litigation mediation, outcomes, judicial confirmation.",
 }
 
 
@@ -47,18 +42,19 @@ def _dump(document: dict[str, Any]) -> str:
     return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def schema_documents() -> dict[str, str]:
+def schema_documents(channels: Mapping[str, Channel]) -> dict[str, str]:
     """Relative file name → JSON text."""
     docs: dict[str, str] = {}
     for name, model in SCHEMAS.items():
         docs[f"{name}.schema.json"] = _dump({"$schema": JSON_SCHEMA, **_schema(model)})
-    for channel, adapter in CHANNELS.items():
-        docs[f"intake/{channel}.schema.json"] = _dump({"$schema": JSON_SCHEMA, **_schema(adapter)})
-    docs["asyncapi.json"] = _dump(asyncapi_document())
+    for name, channel in sorted(channels.items()):
+        schema = {"$schema": JSON_SCHEMA, **_schema(channel.parser)}
+        docs[f"intake/{name}.schema.json"] = _dump(schema)
+    docs["asyncapi.json"] = _dump(asyncapi_document(channels))
     return docs
 
 
-def asyncapi_document() -> dict[str, Any]:
+def asyncapi_document(intake: Mapping[str, Channel]) -> dict[str, Any]:
     """AsyncAPI 3.0 description of every topic, from the engine's point of view."""
     components: dict[str, Any] = {}
     messages: dict[str, Any] = {}
@@ -92,16 +88,18 @@ def asyncapi_document() -> dict[str, Any]:
             "messages": [{"$ref": f"#/channels/{cid}/messages/{msg}"}],
         }
 
-    for name, adapter in CHANNELS.items():
+    for name, compiled in sorted(intake.items()):
         cid = "intake" + "".join(p.title() for p in name.replace("-", " ").split())
         msg = cid + "Message"
-        message(msg, f"{name} native message", adapter, "The upstream id of the case (any).")
+        message(
+            msg, f"{name} native message", compiled.parser, "The upstream id of the case (any)."
+        )
         channel(
             cid,
             f"fengqiao.intake.{name}",
             msg,
             action="receive",
-            about=INTAKE_DESCRIPTIONS[name],
+            about=compiled.spec.description or f"The {name} channel.",
             who=f"The {name} system publishes; the adapter consumes it as source {name}.",
         )
     message("CaseEvent", "Canonical case event", CaseEvent, "case_id (UTF-8)")
@@ -190,9 +188,9 @@ def _asyncapi_schema(node: Any) -> Any:
     return node
 
 
-def write_schemas(folder: Path) -> list[Path]:
+def write_schemas(folder: Path, channels: Mapping[str, Channel]) -> list[Path]:
     written = []
-    for name, text in schema_documents().items():
+    for name, text in schema_documents(channels).items():
         path = folder / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")

@@ -25,8 +25,10 @@ from consumers.kafka.admin import TopicsError
 from consumers.kafka.engine_loop import EngineLoop
 from consumers.kafka.topics import check_topics
 from consumers.runtime.http import HttpServer
+from consumers.runtime.intake_metrics import IntakeMetrics
 from consumers.runtime.metrics import EngineMetrics
 from consumers.runtime.settings import Settings
+from engine.channels import load_channels
 from engine.core import Engine
 from engine.problems import FengqiaoError, InvalidWorkflowError
 from engine.registry import WorkflowRegistry
@@ -41,6 +43,7 @@ LIVENESS_SECONDS = 60.0
 def run_service(settings: Settings) -> int:
     try:
         registry = WorkflowRegistry.load(Path(settings.workflows))
+        channels = load_channels(Path(settings.workflows), registry.specs())
     except InvalidWorkflowError as err:
         print(err, file=sys.stderr)
         return 1
@@ -61,7 +64,8 @@ def run_service(settings: Settings) -> int:
     store = open_store(settings.store)
     metrics = EngineMetrics.create(metrics_registry, registry)
     engine = EngineLoop(settings, Engine(registry), store, metrics)
-    adapters = AdapterLoop(settings)
+    adapters = AdapterLoop(settings, channels=channels,
+                           metrics=IntakeMetrics.create(metrics_registry, channels))  # fmt: skip
     loops: list[EngineLoop | AdapterLoop] = []
     if settings.role in ("all", "adapters"):
         loops.append(adapters)

@@ -10,40 +10,56 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import structlog
 
 from consumers.kafka.membership import Membership, state_name
 from consumers.kafka.transaction import KafkaTransaction
+from consumers.runtime.intake_metrics import BatchTally, IntakeMetrics
 from consumers.runtime.settings import Settings
-from engine.intake import IntakeContext, Refused, translate
+from engine.channels import Channel, channel_names, load_channels
+from engine.intake import IntakeContext, Translation, interpret
 from engine.ports import Send, Transaction
 from engine.records import rejection
-from schemas.intake.channels import CHANNELS
 from schemas.records import FieldProblem
 
 log = structlog.get_logger("fengqiao.adapters")
 
-INTAKE_PREFIX = "fengqiao.intake."
+LAG_EVERY_S = 5.0
+"""How often the intake lag gauge is refreshed (from the consumer's own view: no round trip)."""
 
 
-def intake_topics(settings: Settings) -> dict[str, str]:
-    """Topic → channel, for every channel."""
-    return {f"{settings.intake_topic_prefix}{channel}": channel for channel in CHANNELS}
+def intake_topics(settings: Settings, channels: Iterable[str] | None = None) -> dict[str, str]:
+    """Topic → channel, for every channel file of the workflows folder."""
+    names = channel_names(Path(settings.workflows)) if channels is None else channels
+    return {f"{settings.intake_topic_prefix}{channel}": channel for channel in names}
 
 
 class AdapterLoop:
-    def __init__(self, settings: Settings, *, transaction: Transaction | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        transaction: Transaction | None = None,
+        channels: Mapping[str, Channel] | None = None,
+        metrics: IntakeMetrics | None = None,
+    ) -> None:
         self.settings = settings
         self.stop = threading.Event()
         self.alive_at = time.monotonic()
         self.membership = Membership(session_timeout_s=settings.session_timeout_ms / 1000)
-        self.topics = intake_topics(settings)
+        if channels is None:
+            channels = load_channels(Path(settings.workflows))
+        self.topics = intake_topics(settings, channels)
+        self.metrics = metrics or IntakeMetrics.create(None, channels)
+        self._lag_at = 0.0
         secret = settings.person_key_secret
         self.ctx = IntakeContext(
-            person_key_secret=secret.get_secret_value().encode() if secret else None
+            channels=channels,
+            person_key_secret=secret.get_secret_value().encode() if secret else None,
         )
         self.transaction: Transaction = transaction or KafkaTransaction(
             settings,
@@ -53,6 +69,7 @@ class AdapterLoop:
         )
         self.translated = 0
         self.refused = 0
+        self._seen: set[Any] = set()
 
     def run(self) -> None:
         self.transaction.open(sorted(self.topics), None)
@@ -73,46 +90,72 @@ class AdapterLoop:
         polled = self.transaction.poll(self.settings.commit_interval_ms)
         if polled:
             self.run_batch(polled)
+        if self.alive_at - self._lag_at >= LAG_EVERY_S:
+            self._lag_at = self.alive_at
+            self._refresh_lag(polled)
 
     def run_batch(self, polled: Mapping[Any, list[Any]]) -> bool:
         """Translate, then one transaction; True if it committed (counts only then)."""
         sends: list[Send] = []
         offsets: dict[Any, int] = {}
-        translated = refused = 0
+        tally = BatchTally()
         for tp, messages in polled.items():
             if not messages:
                 continue
             channel = self.topics[tp.topic]
             for message in messages:
-                out, was_refused = self._translate(channel, tp, message)
-                sends.extend(out)
-                refused += was_refused
-                translated += 0 if was_refused else len(out)
+                raw: bytes = message.value or b""
+                result = interpret(channel, raw, self.ctx)
+                tally.add(channel, len(raw), result)
+                sends.extend(self._sends(channel, tp, message, result))
             offsets[tp] = messages[-1].offset + 1
         if not self.transaction.commit(sends, offsets):
             return False
-        self.translated += translated
-        self.refused += refused
+        tally.publish(self.metrics)
+        self.translated += sum(tally.events.values())
+        self.refused += sum(n for k, n in tally.messages.items() if k[2] == "refused")
         return True
 
-    def _translate(self, channel: str, tp: Any, message: Any) -> tuple[list[Send], bool]:
-        """The sends for one native message, and whether it was refused (a dead letter)."""
-        raw: bytes = message.value or b""
-        result = translate(channel, raw, self.ctx)
-        if isinstance(result, Refused):
-            origin = f"{tp.topic}/{tp.partition}/{message.offset}"
-            headers = {k: v.decode("utf-8", "replace") for k, v in message.headers or [] if v}
-            record = rejection(
-                None, origin, "malformed" if result.reason == "malformed" else "schema_invalid",
-                result.detail, original=raw, headers=headers,
-                fields=[FieldProblem(path=e.path, message=e.message) for e in result.errors],
-            )  # fmt: skip
-            dead = Send(
-                self.settings.topic_dead_letter, None, None, record.model_dump_json().encode()
-            )
-            return [dead], True
-        return [
-            Send(self.settings.topic_case_events, None, event.case_id.encode(),
-                 event.model_dump_json().encode())
-            for event in result
-        ], False  # fmt: skip
+    def _sends(self, channel: str, tp: Any, message: Any, result: Translation) -> list[Send]:
+        """The canonical events of one native message, or its dead letter (keyed by the
+        message's case when it could be read, so an integrator finds it by ticket number)."""
+        refused = result.refused
+        if refused is None:
+            return [
+                Send(self.settings.topic_case_events, None, event.case_id.encode(),
+                     event.model_dump_json().encode())
+                for event in result.events
+            ]  # fmt: skip
+        origin = f"{tp.topic}/{tp.partition}/{message.offset}"
+        headers = {k: v.decode("utf-8", "replace") for k, v in message.headers or [] if v}
+        record = rejection(
+            None,
+            origin,
+            "malformed" if refused.reason == "malformed" else "schema_invalid",
+            refused.detail,
+            original=message.value or b"",
+            headers=headers,
+            fields=[FieldProblem(path=e.path, message=e.message) for e in refused.errors],
+        ).model_copy(update={"case_id": refused.case_id, "message_id": refused.message_id})
+        log.warning(
+            "adapters.refused", channel=channel, kind=result.kind or None, reason=refused.reason,
+            topic=tp.topic, partition=tp.partition, offset=message.offset,
+            message_id=refused.message_id, case_id=refused.case_id,
+            fields=[e.path for e in refused.errors][:10],
+        )  # fmt: skip
+        key = refused.case_id.encode() if refused.case_id else None
+        return [Send(self.settings.topic_dead_letter, None, key, record.model_dump_json().encode())]
+
+    def _refresh_lag(self, polled: Mapping[Any, list[Any]]) -> None:
+        """Per channel: native messages not yet consumed, over the partitions seen so far."""
+        for tp in polled:
+            self._seen.add(tp)
+        per_channel = dict.fromkeys(self.topics.values(), 0)
+        for tp in list(self._seen):
+            lag = self.transaction.lag(tp)
+            if lag is None:  # no longer ours (a rebalance moved it)
+                self._seen.discard(tp)
+                continue
+            per_channel[self.topics[tp.topic]] += lag
+        for channel, lag in per_channel.items():
+            self.metrics.lag.labels(channel).set(lag)

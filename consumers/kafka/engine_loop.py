@@ -8,7 +8,9 @@ changelog, same partition number as the input) and the consumed offsets. Only af
 are the cases written to the state store and the batch confirmed; after an abort every
 partition is rewound to what the store holds and the input to the committed offsets. So a crash
 at any instant loses nothing and duplicates nothing: the next owner of a partition restores its
-cases from the changelog and resumes from the committed offsets.
+cases from the changelog and resumes from the committed offsets. Each input keeps its Kafka
+key: an event not keyed by its `case_id` is refused (`key_mismatch`, engine/decode.py) rather
+than applied on a partition that does not own its case.
 
 Timers fire inside the same step. With the wall clock, idle cases' timers fire only while the
 partition is caught up, so a backlog never lets the wall clock overtake events that happened
@@ -39,6 +41,7 @@ from consumers.runtime.observe import observe_batch
 from consumers.runtime.settings import Settings
 from engine.batch import BatchReplay, BatchResult, Input
 from engine.core import Engine
+from engine.decode import KafkaKey
 from engine.ports import Clock, Send, StateStore, Transaction
 
 log = structlog.get_logger("fengqiao.engine")
@@ -299,7 +302,7 @@ class EngineLoop:
 def _input(tp: TopicPartition, message: Any) -> Input:
     headers = {k: v.decode("utf-8", "replace") for k, v in message.headers or [] if v is not None}
     return Input(message.value or b"", f"{tp.topic}/{tp.partition}/{message.offset}",
-                 headers or None)  # fmt: skip
+                 headers or None, KafkaKey(message.key))  # fmt: skip
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]

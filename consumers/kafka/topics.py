@@ -21,11 +21,12 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from consumers.kafka.admin import TopicsError, admin_client
 from consumers.runtime.settings import Settings, env_name
-from schemas.intake.channels import CHANNELS
+from engine.channels import channel_names
 
 with warnings.catch_warnings():
     # kafka-python 3.0.x loads its protocol schemas with importlib.resources.read_text, which
@@ -109,7 +110,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
                 replication_factor=settings.replication_factor,
                 configs={**common, **deleted, "retention.ms": str(7 * DAY_MS)},
             )
-            for channel in CHANNELS
+            for channel in channel_names(Path(settings.workflows))
         ),
     ]
 

@@ -29,7 +29,12 @@ from kafka import (
     OffsetAndMetadata,
     TopicPartition,
 )
-from kafka.errors import InvalidProducerEpochError, KafkaError, ProducerFencedError
+from kafka.errors import (
+    IllegalStateError,
+    InvalidProducerEpochError,
+    KafkaError,
+    ProducerFencedError,
+)
 
 from consumers.errors import FencedError
 from consumers.kafka.membership import heartbeat_interval_ms
@@ -168,8 +173,12 @@ class KafkaTransaction:
         return position is not None and position >= highwater
 
     def lag(self, tp: TopicPartition) -> int | None:
-        """Highwater minus position from the consumer's own view (None: not known yet)."""
-        highwater = self.consumer.highwater(tp)
+        """Highwater minus position from the consumer's own view (None: not known yet, or the
+        partition is not assigned to this member)."""
+        try:
+            highwater = self.consumer.highwater(tp)
+        except IllegalStateError:
+            return None
         if highwater is None:
             return None
         position = self.consumer.position(tp, timeout_ms=0)

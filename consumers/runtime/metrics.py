@@ -36,6 +36,7 @@ from consumers.runtime.case_gauges import NO_TIER, CaseTally, seed_keys
 from engine.case import Case
 from engine.machine import BREACH_TRIGGER, TIMEOUT_TRIGGER
 from engine.registry import WorkflowRegistry
+from schemas.events import MIGRATION_SOURCE
 from schemas.records import (
     CaseClosed,
     CaseTransitioned,
@@ -296,6 +297,8 @@ class EngineMetrics:
     group_generation: Gauge
     rebalances: Counter
     group_lag: Gauge
+    sources: frozenset[str] = frozenset()
+    """The loaded workflows' sources and `migrate`: values of the `source` label of duplicates."""
 
     @classmethod
     def create(
@@ -307,8 +310,8 @@ class EngineMetrics:
             events=Counter("fengqiao_events_consumed_total",
                            "Input events consumed, counted when their batch commits.", registry=r),
             duplicates=Counter("fengqiao_events_duplicate_total",
-                               "Input events dropped because their event_id was already applied.",
-                               registry=r),
+                               "Input events dropped (event_id already applied), by source.",
+                               ["source"], registry=r),
             transactions=Counter("fengqiao_transactions_total",
                                  "Kafka transactions, by outcome (committed, aborted).",
                                  ["outcome"], registry=r),
@@ -350,9 +353,12 @@ class EngineMetrics:
             group_lag=Gauge("fengqiao_group_lag",
                             "Input records the whole group has not committed yet, over every "
                             "partition of case-events (seen from this member).", registry=r),
+            sources=workflows.sources() | {MIGRATION_SOURCE} if workflows else frozenset(),
         )  # fmt: skip
         for outcome in ("committed", "aborted"):
             metrics.transactions.labels(outcome)
+        for source in sorted(metrics.sources):
+            metrics.duplicates.labels(source)
         ProcessCollector(registry=r)  # process_* (CPU, memory, open files): the health board
         return metrics
 

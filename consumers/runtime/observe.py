@@ -7,6 +7,10 @@ from datetime import datetime
 from consumers.runtime.metrics import EngineMetrics
 from engine.batch import BatchResult
 
+OTHER_SOURCE = "other"
+"""`source` label of duplicates whose source no loaded workflow names: whatever a producer
+writes into `source`, the label set stays bounded."""
+
 
 def observe_batch(
     metrics: EngineMetrics,
@@ -20,7 +24,9 @@ def observe_batch(
     state: the `before` copy says). `committed_at` (wall clock) feeds the processing latency;
     None where time is virtual (the demo). Publishing the gauges is the caller's turn."""
     metrics.events.inc(result.events)
-    metrics.duplicates.inc(result.duplicates)
+    for source, count in result.duplicates_by_source.items():
+        label = source if source in metrics.sources else OTHER_SOURCE
+        metrics.duplicates.labels(label).inc(count)
     entered = {c.case_id: c.before.entered_at for c in result.changes if c.before is not None}
     metrics.observe_records(
         [o.record for o in result.outputs], committed_at=committed_at, entered_before=entered.get

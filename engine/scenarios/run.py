@@ -3,7 +3,8 @@
 Each scenario gets a fresh `Replay` (no state leaks from one story into the next) and is fed
 the same way `simulate` feeds a file: each step's event as the bytes of a canonical event
 (`Replay.feed`, which fires due timers first), a step without an event as a move of the
-watermark (`Replay.advance`). So scenarios test the engine that runs in production.
+watermark (`Replay.advance`); a step's native message through its channel file first
+(`engine.scenarios.messages`). So scenarios test the engine that runs in production.
 
 A scenario stops at its first failing step: later steps start from a state the author did not
 intend, and their mismatches would only bury the first, real one. The result says, field by
@@ -12,16 +13,17 @@ field, what was expected and what happened, plus every record the step emitted.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from engine.case import Case
 from engine.core import Engine
 from engine.replay import Replay
+from engine.scenarios.messages import Delivery, deliver, describe, json_bytes
 from engine.scenarios.offsets import apply_offset, parse_offset
 from engine.scenarios.spec import StepSpec, Suite
+from schemas.events import CaseEvent
 from schemas.records import OutputRecord
 
 SHOWN_FIELDS = (
@@ -91,24 +93,34 @@ def run_scenario(suite: Suite, index: int) -> ScenarioResult:
 def _play(
     suite: Suite, replay: Replay, step: StepSpec, *, number: int, line: int, at: datetime, case: str
 ) -> StepFailure | None:
-    """Feed one step to the replay (its event, or the passing of time) and check it."""
+    """Feed one step to the replay (its event, its message, or the passing of time), check it."""
     case_id = step.case or case
     duplicates = replay.stats.duplicates
-    event_id = ""
-    if step.event is None:
+    origin = f"{suite.path}:{line}"
+    delivery: Delivery | None = None
+    refusal: tuple[str, str] | None = None
+    if step.message is not None:
+        delivery = deliver(suite, replay, step.message, at=at, origin=origin)
+        records, case_id, refusal = delivery.records, delivery.case_id(case_id), delivery.refusal()
+    elif step.event is None:
         records = list(replay.advance(at))
     else:
         event_id = step.event.id or f"step-{number}"
-        raw = _event_bytes(suite, step, case_id, event_id, at)
-        records = list(replay.feed(raw, f"{suite.path}:{line}"))
+        records = list(replay.feed(_event_bytes(suite, step, case_id, event_id, at), origin))
+        refusal = next(
+            ((r.reason, r.detail) for r in records
+             if r.type == "event.rejected" and r.event_id == event_id),
+            None,
+        )  # fmt: skip
     mismatches = _check(
-        suite, step, case=replay.cases.get(case_id), records=records, event_id=event_id,
+        suite, step, case=replay.cases.get(case_id), records=records, refusal=refusal,
+        events=delivery.translation.events if delivery else [],
         duplicate=replay.stats.duplicates > duplicates,
     )  # fmt: skip
     if not mismatches:
         return None
     return StepFailure(
-        number, line, at, _describe_event(step), tuple(mismatches),
+        number, line, at, _describe_event(step, delivery), tuple(mismatches),
         tuple(describe_record(r.model_dump(), suite) for r in records),
     )  # fmt: skip
 
@@ -136,15 +148,12 @@ def _event_bytes(suite: Suite, step: StepSpec, case_id: str, event_id: str, at: 
         "event_id": event_id, "case_id": case_id, "type": step.event.type,
         "occurred_at": at.isoformat(), "source": step.event.source, "payload": payload,
     }  # fmt: skip
-    return json.dumps(event, default=_json_value, ensure_ascii=False).encode()
+    return json_bytes(event)  # unquoted YAML times in the payload become RFC 3339 text
 
 
-def _json_value(value: object) -> str:
-    """Unquoted YAML times in a payload become RFC 3339 text, as in a real event."""
-    return value.isoformat() if isinstance(value, date) else str(value)
-
-
-def _describe_event(step: StepSpec) -> str:
+def _describe_event(step: StepSpec, delivery: Delivery | None = None) -> str:
+    if step.message is not None:
+        return describe(step.message, delivery)
     if step.event is None:
         return "time passes"
     return f"{step.event.type} from {step.event.source}"
@@ -159,22 +168,20 @@ def _check(
     *,
     case: Case | None,
     records: list[OutputRecord],
-    event_id: str,
+    refusal: tuple[str, str] | None,
+    events: list[CaseEvent],
     duplicate: bool,
 ) -> list[Mismatch]:
     """Every expectation of `step` that does not hold; an unexpected refusal always fails."""
     expect = step.expect
     given = expect.model_fields_set if expect else set()
-    refusal = next(
-        (r for r in records if r.type == "event.rejected" and r.event_id == event_id), None
-    )
     out: list[Mismatch] = []
-    if step.event is not None and "refused" not in given and refusal is not None:
-        out.append(Mismatch("refused", "not refused", f"{refusal.reason}: {refusal.detail}"))
+    if "refused" not in given and refusal is not None:
+        out.append(Mismatch("refused", "not refused", f"{refusal[0]}: {refusal[1]}"))
     if expect is None:
         return out
     facts = {
-        "refused": refusal.reason if refusal is not None else None,
+        "refused": refusal[0] if refusal is not None else None,
         "duplicate": duplicate,
         **_facts(suite, case),
     }
@@ -189,6 +196,23 @@ def _check(
         out.extend(_in_order(expect.records, dumped, suite))
     if expect.records_exactly is not None:
         out.extend(_exactly(expect.records_exactly, dumped, suite))
+    if expect.events is not None:
+        out.extend(_events(expect.events, events, suite))
+    return out
+
+
+def _events(
+    expected: list[str | dict[str, Any]], events: list[CaseEvent], suite: Suite
+) -> list[Mismatch]:
+    """The message's canonical events: as many as expected, each matching in order (a type
+    alone, or some fields)."""
+    wanted = [{"type": e} if isinstance(e, str) else e for e in expected]
+    if len(wanted) != len(events):
+        shown = [e if isinstance(e, str) else e.get("type", "?") for e in expected]
+        return [Mismatch("events", _show(shown, suite), _show([e.type for e in events], suite))]
+    out: list[Mismatch] = []
+    for i, (want, event) in enumerate(zip(wanted, events, strict=True)):
+        out.extend(_differences(f"events[{i}]", want, event.model_dump(), suite))
     return out
 
 
@@ -316,6 +340,8 @@ def _show(value: Any, suite: Suite) -> str:
         return value.astimezone(suite.workflow.tz).isoformat()
     if isinstance(value, dict):
         return "{" + ", ".join(f"{k}: {_show(v, suite)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_show(v, suite) for v in value) + "]"
     return str(value)
 
 

@@ -18,12 +18,16 @@ A scenario file, in short (CONTRIBUTING.md, "Testing a workflow", has the whole 
           - after: +45m
             event: {type: mediation.succeeded, source: grid}
             expect: {closed: true, outcome: resolved}
+
+A step may send a native intake message instead (`message: {channel, body}`): it is translated
+by the channel files of the workflows folder under test, passed in by the caller (this package
+reads no file), and an unknown channel is a problem of the file like an unknown state.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Annotated, Any, get_args
 
@@ -38,14 +42,16 @@ from pydantic import (
     model_validator,
 )
 
+from engine.channels import Channel
 from engine.decode import EARLIEST, LATEST
 from engine.machine import CompiledWorkflow
 from engine.problems import Problem
 from engine.registry import WorkflowRegistry
 from engine.scenarios.offsets import parse_offset
 from engine.validate_shape import schema_problems  # the one pydantic error → position mapping
+from engine.vocabulary import did_you_mean
 from engine.yaml_source import Path_, SourceDoc, load_yaml
-from schemas.events import Identifier
+from schemas.events import CaseEvent, Identifier
 from schemas.records import OutputRecord, RejectionReason
 from schemas.workflow import Name
 
@@ -57,6 +63,9 @@ RECORD_FIELDS: dict[str, frozenset[str]] = {
     for model in get_args(OutputRecord)
 }
 """Fields of each output record type, so an expectation on a misspelt field is refused."""
+
+EVENT_FIELDS = frozenset(CaseEvent.model_fields)
+"""Fields of a canonical event, for `expect.events` given as mappings."""
 
 
 class _Strict(BaseModel):
@@ -73,6 +82,16 @@ class EventSpec(_Strict):
     payload: dict[str, Any] = Field(default_factory=dict)
     id: Identifier | None = Field(
         default=None, description="event_id (default: step-N); reuse one to send a duplicate"
+    )
+
+
+class MessageSpec(_Strict):
+    """A native message as its upstream system sends it; the channel file makes it canonical
+    events (ids, case id, time stamp and source all come from the message and its channel)."""
+
+    channel: Name
+    body: dict[str, Any] | str = Field(
+        description="the message's fields; a string is sent as it is (to test a malformed one)"
     )
 
 
@@ -95,6 +114,9 @@ class Expect(_Strict):
     )
     records_exactly: list[dict[str, Any]] | None = Field(
         default=None, description="the step's records: this many, each matching in order"
+    )
+    events: list[Name | dict[str, Any]] | None = Field(
+        default=None, description="the message's canonical events, in order: types or fields"
     )
 
     @model_validator(mode="after")
@@ -121,6 +143,7 @@ class StepSpec(_Strict):
     after: str | None = Field(default=None, description='offset from the previous step: "+2h"')
     case: Identifier | None = Field(default=None, description="another case than the scenario's")
     event: EventSpec | None = None
+    message: MessageSpec | None = None
     expect: Expect | None = None
 
     @field_validator("after")
@@ -131,9 +154,13 @@ class StepSpec(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _one_time(self) -> StepSpec:
+    def _consistent(self) -> StepSpec:
         if self.at is not None and self.after is not None:
             raise ValueError("give at or after, not both")
+        if self.event is not None and self.message is not None:
+            raise ValueError("give event or message, not both")
+        if self.message is not None and self.case is not None:
+            raise ValueError("a message names its own case (CHANNEL:NUMBER): drop `case`")
         return self
 
 
@@ -168,6 +195,8 @@ class Suite:
     registry: WorkflowRegistry
     """The loaded workflows, with the tested one narrowed to the chosen version (so the engine,
     which opens new cases on the newest version, opens them on that one)."""
+    channels: Mapping[str, Channel] = field(default_factory=dict)
+    """The compiled channel files that translate the `message` steps."""
 
     def line_of(self, *loc: str | int) -> int:
         """The line a scenario or step starts on (for the report)."""
@@ -175,13 +204,16 @@ class Suite:
 
 
 def load_suite(
-    path: str, raw: bytes, registry: WorkflowRegistry
+    path: str,
+    raw: bytes,
+    registry: WorkflowRegistry,
+    channels: Mapping[str, Channel] | None = None,
 ) -> tuple[Suite | None, list[Problem]]:
     """All problems of one scenario file; the suite only when there are none."""
     parsed = parse_scenarios(path, raw)
     if isinstance(parsed, list):
         return None, parsed
-    return bind_suite(*parsed, registry)
+    return bind_suite(*parsed, registry, channels)
 
 
 def parse_scenarios(path: str, raw: bytes) -> tuple[ScenarioFile, SourceDoc] | list[Problem]:
@@ -202,13 +234,18 @@ def parse_scenarios(path: str, raw: bytes) -> tuple[ScenarioFile, SourceDoc] | l
 
 
 def bind_suite(
-    spec: ScenarioFile, doc: SourceDoc, registry: WorkflowRegistry
+    spec: ScenarioFile,
+    doc: SourceDoc,
+    registry: WorkflowRegistry,
+    channels: Mapping[str, Channel] | None = None,
 ) -> tuple[Suite | None, list[Problem]]:
-    """A parsed file checked against the loaded workflows: the suite, or every problem."""
+    """A parsed file checked against the loaded workflows (and the channels its messages are
+    sent on: none, when not given): the suite, or every problem."""
+    channels = channels or {}
     workflow, problem = _workflow(spec, doc, registry)
     if workflow is None:
         return None, [problem] if problem else []
-    problems = list(_meaning_problems(spec, doc, workflow))
+    problems = list(_meaning_problems(spec, doc, workflow, channels))
     if problems:
         return None, problems
     # A pinned preview version is tested as if promoted: its scenario's cases open on it.
@@ -222,7 +259,7 @@ def bind_suite(
     narrowed = WorkflowRegistry(
         {**registry.workflows, workflow.name: {**others, workflow.version: opened_on}}
     )
-    return Suite(doc.path, spec, doc, workflow, narrowed), []
+    return Suite(doc.path, spec, doc, workflow, narrowed, channels), []
 
 
 def _workflow(
@@ -243,7 +280,7 @@ def _workflow(
 
 
 def _meaning_problems(
-    spec: ScenarioFile, doc: SourceDoc, workflow: CompiledWorkflow
+    spec: ScenarioFile, doc: SourceDoc, workflow: CompiledWorkflow, channels: Mapping[str, Channel]
 ) -> Iterator[Problem]:
     names: dict[str, int] = {}
     for i, scenario in enumerate(spec.scenarios):
@@ -254,8 +291,14 @@ def _meaning_problems(
             )
         names.setdefault(scenario.name, i + 1)
         for j, step in enumerate(scenario.steps):
+            at: Path_ = ("scenarios", i, "steps", j)
+            if step.message is not None and step.message.channel not in channels:
+                name = step.message.channel
+                loaded = ", ".join(sorted(channels)) or "none"
+                message = f"unknown channel {name!r}{did_you_mean(name, set(channels))}"
+                yield doc.problem_at((*at, "message", "channel"), f"{message} (loaded: {loaded})")
             if step.expect is not None:
-                yield from _expect_problems(step, doc, ("scenarios", i, "steps", j), workflow)
+                yield from _expect_problems(step, doc, at, workflow)
 
 
 def _expect_problems(
@@ -278,9 +321,17 @@ def _expect_problems(
                 (*where, key), f"{workflow.name} has no {key} {value!r} (it has: {choices})"
             )
     for key in ("refused", "duplicate"):
-        if key in expect.model_fields_set and step.event is None:
-            message = f"expect.{key} needs an event in the same step"
+        if key in expect.model_fields_set and step.event is None and step.message is None:
+            message = f"expect.{key} needs an event or a message in the same step"
             yield doc.problem_at((*where, key), message, key=True)
+    if "events" in expect.model_fields_set and step.message is None:
+        yield doc.problem_at((*where, "events"), "expect.events needs a message", key=True)
+    for k, event in enumerate(expect.events or []):
+        for name in event if isinstance(event, dict) else ():
+            if name not in EVENT_FIELDS:
+                fields = ", ".join(sorted(EVENT_FIELDS))
+                message = f"a canonical event has no field {name!r} (fields: {fields})"
+                yield doc.problem_at((*where, "events", k, name), message, key=True)
     for key in ("records", "records_exactly"):
         for k, record in enumerate(getattr(expect, key) or []):
             yield from _record_problems(record, doc, (*where, key, k))

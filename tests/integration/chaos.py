@@ -38,6 +38,7 @@ from engine.registry import WorkflowRegistry
 from engine.replay import Replay
 from engine.stores import decode_case
 from tests.integration.harness import ROOT, EngineProcess, by_case, read_all, tick_events
+from tests.integration.intake_samples import CHANNELS
 
 LOCAL_KAFKA = ROOT / "deploy" / "local" / "kafka"
 START = datetime.fromisoformat("2025-03-03T09:00:00+08:00")
@@ -93,7 +94,7 @@ def expected(
 ) -> tuple[dict[str, list[str]], Replay, int]:
     """What `simulate` says: per-case records, the final replay state, canonical event count."""
     replay = Replay(Engine(WorkflowRegistry.load(ROOT / "workflows")))
-    ctx = IntakeContext()
+    ctx = IntakeContext(CHANNELS)
     out: list[dict[str, Any]] = []
     canonical = 0
     for i, (_, value) in enumerate(messages):

@@ -45,7 +45,7 @@ with warnings.catch_warnings():
 from consumers.kafka.admin import TopicsError, admin_client
 from consumers.kafka.topics import create_topics
 from consumers.runtime.settings import Settings, load_settings
-from schemas.intake.channels import CHANNELS
+from tests.integration.intake_samples import CHANNELS
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]

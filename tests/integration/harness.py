@@ -58,10 +58,17 @@ def tick_events(partitions: int, at: str) -> list[bytes]:
 
 
 def read_all(
-    bootstrap: str, topic: str, *, expect: int, timeout_s: float, quiet_s: float = 2.0
+    bootstrap: str,
+    topic: str,
+    *,
+    expect: int,
+    timeout_s: float,
+    quiet_s: float = 2.0,
+    keys: bool = False,
 ) -> list[dict[str, Any]]:
     """Committed records of `topic`: waits until `expect` arrived, then until nothing new came
-    for `quiet_s` (so extras, or the rest when `expect` is only a lower bound, are seen)."""
+    for `quiet_s` (so extras, or the rest when `expect` is only a lower bound, are seen).
+    `keys`: each record also carries its Kafka key (text, or None) as `_kafka_key`."""
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap, group_id=None, isolation_level="read_committed",
         enable_auto_commit=False, auto_offset_reset="earliest",
@@ -75,7 +82,11 @@ def read_all(
     while time.monotonic() < deadline:
         before = len(out)
         for messages in consumer.poll(timeout_ms=300).values():
-            out.extend(json.loads(m.value) for m in messages)
+            out.extend(
+                {**json.loads(m.value), "_kafka_key": m.key.decode() if m.key else None}
+                if keys else json.loads(m.value)
+                for m in messages
+            )  # fmt: skip
         if len(out) >= expect:
             if settle is None or len(out) > before:
                 settle = time.monotonic() + quiet_s

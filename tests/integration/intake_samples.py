@@ -7,7 +7,13 @@ canonical event, an output record or a log line.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
+
+from engine.channels import load_channels
+
+CHANNELS = load_channels(Path(__file__).resolve().parents[2] / "workflows")
+"""The shipped channel files, compiled (as `fengqiao run` loads them)."""
 
 NAMES = ["王建国", "李秀英", "张伟", "陈静", "刘洋", "赵敏"]
 PHONES = ["13812345678", "13987654321", "15011112222", "18633334444"]

@@ -2,8 +2,9 @@
 
 One engine process runs with `--role all` (adapters + engine). For every channel: realistic
 messages become canonical events with the channel as source; a re-sent message carries the same
-event_id and changes nothing downstream; an invalid one lands in dead-letter with its field path;
-and no name, phone or ID number of the samples reaches an event, a record or a log line.
+event_id and changes nothing downstream; an invalid one lands in dead-letter with its field
+path, keyed by its case and with its upstream message id; and no name, phone or ID number of
+the samples reaches an event, a record or a log line.
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ def test_every_channel_end_to_end(
         events = read_all(kafka_bootstrap, settings.topic_case_events,
                           expect=expected_events, timeout_s=120)  # fmt: skip
         dead = read_all(kafka_bootstrap, settings.topic_dead_letter,
-                        expect=len(INVALID) + 2, timeout_s=60)  # fmt: skip
+                        expect=len(INVALID) + 2, timeout_s=60, keys=True)  # fmt: skip
         # A lower bound: every case opens; then wait for a quiet spell for the rest.
         records = read_all(kafka_bootstrap, settings.topic_transitions, expect=11,
                            timeout_s=120, quiet_s=8)  # fmt: skip
@@ -102,6 +103,11 @@ def test_every_channel_end_to_end(
     paths = {f["path"] for r in dead for f in r["fields"]}
     for channel, (_, path) in INVALID.items():
         assert path in paths, (channel, path, paths)
+    # Traceable: keyed by the case the message names, with the upstream message id.
+    for channel, (message, _) in INVALID.items():
+        letter = next(r for r in dead if r.get("message_id") == message["message_id"])
+        number = next(v for k, v in message.items() if k.endswith("_no") or k == "submission_id")
+        assert letter["case_id"] == letter["_kafka_key"] == f"{channel}:{number}", letter
     fake = next(r for r in dead if '"FAKE-1"' in r["original"])
     assert fake["reason"] == "schema_invalid"
     assert fake["origin"].startswith(f"{intake}grid/")

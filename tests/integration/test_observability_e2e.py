@@ -5,7 +5,9 @@ Grafana dashboards returns data. A dashboard or rule naming a metric nobody expo
 Input goes in several chunks a few scrapes apart, so that counters *rise* while Prometheus
 watches (a rate over a counter first seen at its final value is 0, and every ratio of zeros is
 empty). The stream mixes the synthetic dispute cases, copies of the example streams of every
-workflow (the hotline's call-back ratings feed the satisfaction ratio) and a few refusals.
+workflow (the hotline's call-back ratings feed the satisfaction ratio) and a few refusals; the
+adapters run too (`--role all`) and get every channel's sample messages and a broken one each
+time, so the intake series and the broken-upstream half of the dead-letter alert have data.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from consumers.kafka.topics import create_topics
 from consumers.runtime.settings import Settings
 from consumers.synthetic import synthetic_stream
 from tests.integration.harness import ROOT, EngineProcess, produce, tick_events
+from tests.integration.intake_samples import INVALID, SAMPLES, encode
 from tests.integration.prometheus_tools import PrometheusServer, free_port, http_get
 from tests.promql import alert_operands, all_expressions, metric_names, substitute
 
@@ -48,6 +51,20 @@ def _copy(line: bytes, n: int) -> bytes:
         if isinstance(data.get(key), str):
             data[key] = f"{data[key]}~{n}"
     return json.dumps(data, ensure_ascii=False).encode()
+
+
+_NUMBERS = ("message_id", "ticket_no", "report_no", "submission_id", "petition_no",
+            "incident_no", "filing_no")  # fmt: skip
+
+
+def _native(n: int) -> dict[str, list[bytes]]:
+    """Every channel's samples renamed for copy `n`, and one broken message per channel."""
+    out: dict[str, list[bytes]] = {}
+    for channel, messages in SAMPLES.items():
+        renamed = [{k: f"{v}-c{n}" if k in _NUMBERS else v for k, v in m.items()}
+                   for m in [*messages, INVALID[channel][0]]]  # fmt: skip
+        out[channel] = [encode(m) for m in renamed]
+    return out
 
 
 def _chunks() -> list[list[bytes]]:
@@ -100,7 +117,8 @@ def _env(bootstrap: str, prefix: str, http_port: int) -> tuple[Settings, dict[st
         "FENGQIAO_TOPIC_DEAD_LETTER": settings.topic_dead_letter,
         "FENGQIAO_INTAKE_TOPIC_PREFIX": settings.intake_topic_prefix,
         "FENGQIAO_PARTITIONS": str(PARTITIONS), "FENGQIAO_WORKFLOWS": str(ROOT / "workflows"),
-        "FENGQIAO_CLOCK": "events", "FENGQIAO_ROLE": "engine",
+        "FENGQIAO_CLOCK": "events", "FENGQIAO_ROLE": "all",
+        "FENGQIAO_ADAPTER_GROUP_ID": f"{prefix}-adapters",
         "FENGQIAO_HTTP_HOST": "127.0.0.1", "FENGQIAO_HTTP_PORT": str(http_port),
     }  # fmt: skip
     return settings, env
@@ -145,10 +163,17 @@ def test_prometheus_scrapes_the_engine_and_every_rule_and_panel_has_data(
     engine.start()
     try:
         _wait(lambda: _scalar(server, 'up{job="fengqiao"}') == 1, 90, "the first scrape")
-        for chunk in chunks:
+        native = 0
+        for n, chunk in enumerate(chunks):
             produce(kafka_bootstrap, settings.topic_case_events, chunk, PARTITIONS)
+            for channel, messages in _native(n).items():
+                topic = f"{settings.intake_topic_prefix}{channel}"
+                produce(kafka_bootstrap, topic, messages, PARTITIONS)
+                native += len(messages)
             time.sleep(2.5)  # a few scrapes between chunks: counters rise while watched
-        _wait(lambda: _scalar(server, "sum(fengqiao_events_consumed_total)") == total, 120,
+        _wait(lambda: _scalar(server, "sum(fengqiao_intake_messages_total)") == native, 120,
+              f"{native} native messages consumed")  # fmt: skip
+        _wait(lambda: _scalar(server, "sum(fengqiao_events_consumed_total)") >= total, 120,
               f"{total} events consumed")  # fmt: skip
         time.sleep(4)  # a few more scrapes and rule evaluations of the final figures
 

@@ -34,7 +34,7 @@ from consumers.kafka.topics import create_topics
 from consumers.runtime.settings import Settings, env_name, kafka_client_config, load_settings
 from engine.intake import IntakeContext, Refused, translate
 from tests.integration.harness import ROOT, EngineProcess, by_case, simulate
-from tests.integration.intake_samples import SAMPLES, encode
+from tests.integration.intake_samples import CHANNELS, SAMPLES, encode
 
 LOCAL_KAFKA = ROOT / "deploy" / "local" / "kafka"
 WORKFLOWS = ROOT / "workflows"
@@ -193,10 +193,15 @@ def _engine(secured: Secured, log: Path, **changes: str) -> EngineProcess:
 
 
 def _produce(settings: Settings, topic: str, values: Iterable[bytes]) -> None:
+    """Canonical events keyed by case_id, as the engine requires (anything else: no key)."""
     producer = KafkaProducer(**kafka_client_config(settings), acks="all")
     try:
         for value in values:
-            producer.send(topic, value=value)
+            try:
+                key: bytes | None = str(json.loads(value)["case_id"]).encode()
+            except (ValueError, KeyError, TypeError):
+                key = None
+            producer.send(topic, key=key, value=value)
         producer.flush()
     finally:
         producer.close()
@@ -255,7 +260,7 @@ def test_the_engine_runs_over_a_secured_connection(secured: Secured, tmp_path: P
     report = create_topics(settings)
     assert settings.topic_case_events in report.created
 
-    intake = translate("grid", encode(GRID_REPORT), IntakeContext())
+    intake = translate("grid", encode(GRID_REPORT), IntakeContext(CHANNELS))
     assert not isinstance(intake, Refused)
     lines = [*EVENTS, *(event.model_dump_json().encode() for event in intake)]
     expected = by_case(simulate(WORKFLOWS, lines))

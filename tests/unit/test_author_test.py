@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from consumers.cli.main import main
 from engine.calendar import BusinessCalendar
+from engine.channels import load_channels
 from engine.machine import CompiledWorkflow
 from engine.registry import WorkflowRegistry, check_paths
 from engine.scenarios.offsets import (
@@ -188,6 +189,7 @@ def test_every_shipped_limit_is_pinned_by_a_scenario() -> None:
     checked, problems = check_paths([WORKFLOWS])
     assert not problems
     calendar = BusinessCalendar.chinese(WORKFLOWS / "calendars")
+    channels = load_channels(WORKFLOWS, [c.spec for c in checked])  # for the `message` steps
     parsed = [parse_scenarios(str(p), p.read_bytes()) for p in sorted(SCENARIOS.glob("*.yaml"))]
     files = [p for p in parsed if not isinstance(p, list)]
     assert len(files) == len(parsed)
@@ -203,7 +205,7 @@ def test_every_shipped_limit_is_pinned_by_a_scenario() -> None:
                 registry = WorkflowRegistry.build(
                     [*checked[:i], changed, *checked[i + 1 :]], calendar
                 )
-                suites = [bind_suite(spec, doc, registry)[0] for spec, doc in mine]
+                suites = [bind_suite(spec, doc, registry, channels)[0] for spec, doc in mine]
                 assert all(suites)
                 if all(r.passed for suite in suites if suite for r in run_suite(suite)):
                     survivors.append(f"{item.spec.name} {name}: {label}")
@@ -289,7 +291,9 @@ def test_names_the_workflow_cannot_produce_are_refused_where_written(
     assert code == 1
     assert f"{path}:7:25: error: dispute-escalation has no state 'grid.mediatng'" in out
     assert f"{path}:10:48: error: a sla.warning record has no field 'to_state'" in out
-    assert f"{path}:10:63: error: expect.refused needs an event in the same step" in out
+    assert (
+        f"{path}:10:63: error: expect.refused needs an event or a message in the same step" in out
+    )
 
 
 def test_a_missing_path_is_one_error_line(

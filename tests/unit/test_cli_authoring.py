@@ -567,7 +567,12 @@ def test_validate_names_the_folder_or_files(
 ) -> None:
     monkeypatch.chdir(ROOT)
     count = len(list(WORKFLOWS.glob("*.yaml")))
-    assert run(capsys, "validate") == (0, "", f"ok: {count} workflow(s) valid in workflows/\n")
+    also = f"and {len(list((WORKFLOWS / 'channels').glob('*.yaml')))} channel(s) "
+    assert run(capsys, "validate") == (
+        0,
+        "",
+        f"ok: {count} workflow(s) {also}valid in workflows/\n",
+    )
     assert run(capsys, "validate", str(MINIMAL)) == (
         0, "", f"ok: 1 workflow(s) valid in {MINIMAL}\n",
     )  # fmt: skip

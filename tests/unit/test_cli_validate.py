@@ -33,7 +33,9 @@ def test_shipped_workflows_are_valid(capsys: pytest.CaptureFixture[str]) -> None
     code, out, err = run(capsys, str(WORKFLOWS))
     assert code == 0
     assert out == ""
-    assert err == f"ok: {len(list(WORKFLOWS.glob('*.yaml')))} workflow(s) valid in {WORKFLOWS}/\n"
+    count = len(list(WORKFLOWS.glob("*.yaml")))
+    channels = len(list((WORKFLOWS / "channels").glob("*.yaml")))
+    assert err == f"ok: {count} workflow(s) and {channels} channel(s) valid in {WORKFLOWS}/\n"
 
 
 def test_default_is_the_workflows_folder(

@@ -166,7 +166,9 @@ def test_a_declared_payload_field_of_the_wrong_type_is_refused_with_its_name(
     )
     assert decision.rejection is not None
     assert decision.rejection.reason == "schema_invalid"
-    assert decision.rejection.detail == "payload.agreement_signed: expected a bool, got 'yes'"
+    assert decision.rejection.detail == (
+        "payload.agreement_signed: expected a bool, got 'yes' (in state 'grid.mediating')"
+    )
     assert decision.case is not None
     assert decision.case.state == "grid.mediating"
 

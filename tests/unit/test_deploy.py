@@ -17,10 +17,11 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from consumers.cli.main import build_parser
+from consumers.runtime.intake_metrics import IntakeMetrics
 from consumers.runtime.metrics import EngineMetrics
 from consumers.runtime.settings import ENV_PREFIX, Settings, env_name
 from engine.registry import WorkflowRegistry
-from schemas.intake.channels import CHANNELS
+from tests.integration.intake_samples import CHANNELS
 
 pytestmark = pytest.mark.unit
 
@@ -145,6 +146,7 @@ def test_topic_names_are_the_settings_defaults() -> None:
 def _registered_metric_names() -> set[str]:
     registry = CollectorRegistry()
     EngineMetrics.create(registry, WorkflowRegistry.load(ROOT / "workflows"))
+    IntakeMetrics.create(registry, CHANNELS)
     names: set[str] = set()
     for family in registry.collect():
         names.add(family.name)
@@ -170,12 +172,16 @@ def test_metric_names_referenced_are_registered_by_the_code() -> None:
 
 
 def test_the_workflows_configmap_is_the_workflows_folder() -> None:
-    configmap = yaml.safe_load((K8S / "workflows.configmap.yaml").read_text(encoding="utf-8"))
+    text = (K8S / "workflows.configmap.yaml").read_text(encoding="utf-8")
+    configmap, channels = yaml.safe_load_all(text)
     folder = ROOT / "workflows"
-    expected = {p.name: p.read_text(encoding="utf-8") for p in folder.glob("*.yaml")}
-    assert configmap["data"] == expected, (
-        "deploy/k8s/workflows.configmap.yaml is stale: run deploy/k8s/render-workflows-configmap"
-    )
+    for got, where in ((configmap, folder), (channels, folder / "channels")):
+        expected = {p.name: p.read_text(encoding="utf-8") for p in where.glob("*.yaml")}
+        assert expected
+        assert got["data"] == expected, (
+            "deploy/k8s/workflows.configmap.yaml is stale: run "
+            "deploy/k8s/render-workflows-configmap"
+        )
     check = subprocess.run(
         [sys.executable, str(K8S / "render-workflows-configmap"), "--check"],
         capture_output=True, text=True, check=False,
@@ -183,6 +189,10 @@ def test_the_workflows_configmap_is_the_workflows_folder() -> None:
     assert check.returncode == 0, check.stderr
     volumes = _k8s()["StatefulSet"]["spec"]["template"]["spec"]["volumes"]
     assert {"name": "workflows", "configMap": {"name": configmap["metadata"]["name"]}} in volumes
+    assert {"name": "channels", "configMap": {"name": channels["metadata"]["name"]}} in volumes
+    mounts = _k8s()["StatefulSet"]["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+    assert {"name": "channels", "mountPath": "/etc/fengqiao/workflows/channels",
+            "readOnly": True} in mounts  # fmt: skip
     assert not list((folder / "calendars").glob("*.yaml")), (
         "holiday override files exist: ship them to Kubernetes (deploy/k8s/README.md) and "
         "extend this test"

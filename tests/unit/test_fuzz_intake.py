@@ -22,9 +22,8 @@ from engine.intake import MAX_MESSAGE_BYTES, IntakeContext, Refused, translate
 from engine.records import rejection
 from engine.replay import Replay
 from schemas.events import CaseEvent
-from schemas.intake.channels import CHANNELS
 from schemas.records import FieldProblem, RejectionReason
-from tests.integration.intake_samples import SAMPLES, encode
+from tests.integration.intake_samples import CHANNELS, SAMPLES, encode
 from tests.unit.fuzzing import (
     BOUNDARY_INTS,
     fuzz,
@@ -37,7 +36,7 @@ from tests.unit.fuzzing import (
 
 pytestmark = pytest.mark.unit
 
-CTX = IntakeContext(person_key_secret=b"fuzz-secret")
+CTX = IntakeContext(CHANNELS, person_key_secret=b"fuzz-secret")
 CHANNEL_NAMES = sorted(CHANNELS)
 MESSAGES = [(channel, message) for channel in sorted(SAMPLES) for message in SAMPLES[channel]]
 

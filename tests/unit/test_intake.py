@@ -14,12 +14,11 @@ from engine.intake import IntakeContext, Refused, translate
 from engine.registry import WorkflowRegistry
 from engine.vocabulary import BUILT_IN_EVENTS, fields_problem
 from schemas.events import CaseEvent
-from schemas.intake.channels import CHANNELS
-from tests.integration.intake_samples import INVALID, SAMPLES, SECRETS, encode
+from tests.integration.intake_samples import CHANNELS, INVALID, SAMPLES, SECRETS, encode
 
 pytestmark = pytest.mark.unit
 
-CTX = IntakeContext(person_key_secret=b"unit-secret")
+CTX = IntakeContext(CHANNELS, person_key_secret=b"unit-secret")
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -60,7 +59,8 @@ def test_person_key_links_the_same_person_only_with_a_secret() -> None:
     assert keyed != events("online", spaced)[0].payload["attributes"].get("person_key")
     same_id = {**online, "message_id": "other", "applicant": {"id_number": "330681198001011234"}}
     assert events("online", same_id)[0].payload["attributes"]["person_key"] == keyed
-    assert "person_key" not in events("online", online, IntakeContext())[0].payload["attributes"]
+    unkeyed = events("online", online, IntakeContext(CHANNELS))[0]
+    assert "person_key" not in unkeyed.payload["attributes"]
 
 
 def test_a_grid_report_settled_on_the_spot_is_reported_and_resolved() -> None:

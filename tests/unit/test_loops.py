@@ -190,19 +190,25 @@ def make_rig(
     return make
 
 
+def key_of(line: bytes) -> bytes | None:
+    """The case id, as the adapters key case events (unparseable lines: no key)."""
+    try:
+        return str(json.loads(line)["case_id"]).encode()
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 def partition_of(line: bytes, partitions: int) -> int:
     """By case id, as a keyed producer would (unparseable lines: partition 0)."""
-    try:
-        return zlib.crc32(str(json.loads(line)["case_id"]).encode()) % partitions
-    except (ValueError, KeyError, TypeError):
-        return 0
+    key = key_of(line)
+    return 0 if key is None else zlib.crc32(key) % partitions
 
 
 def events_fake(settings: Settings, lines: list[bytes], partitions: int = 2,
                 per_poll: int = 3) -> FakeTransaction:  # fmt: skip
     fake = FakeTransaction({settings.topic_case_events: partitions}, per_poll=per_poll)
     for line in lines:
-        fake.append(settings.topic_case_events, partition_of(line, partitions), line)
+        fake.append(settings.topic_case_events, partition_of(line, partitions), line, key_of(line))
     return fake
 
 
@@ -337,7 +343,8 @@ def test_wall_clock_timers_of_idle_cases_wait_until_the_partition_is_caught_up(
     settings = load_settings({"clock": "wall", "partitions": 1})
     fake = FakeTransaction({settings.topic_case_events: 1}, per_poll=1)
     for n in range(3):
-        fake.append(settings.topic_case_events, 0, report(f"roof-{n}", "2025-09-26T10:00:00+08:00"))
+        line = report(f"roof-{n}", "2025-09-26T10:00:00+08:00")
+        fake.append(settings.topic_case_events, 0, line, key_of(line))
     clock = FixedClock(datetime.fromisoformat("2025-10-02T00:00:00+08:00"))
     rig = make_rig(fake, settings, clock=clock)
 
@@ -356,6 +363,29 @@ def test_wall_clock_timers_of_idle_cases_wait_until_the_partition_is_caught_up(
     breached = {r["case_id"] for r in fake.records(settings.topic_transitions)
                 if r["type"] == "sla.breached"}  # fmt: skip
     assert breached == {"roof-0", "roof-1", "roof-2"}
+
+
+def test_a_case_event_not_keyed_by_its_case_id_goes_to_the_dead_letter(make_rig: MakeRig) -> None:
+    """Key discipline (DESIGN §3): a wrong key or none is refused as `key_mismatch` and
+    counted; the case is not opened on a partition that does not own it."""
+    settings = load_settings({"clock": "events", "partitions": 1})
+    fake = FakeTransaction({settings.topic_case_events: 1})
+    lines = [report(f"roof-{n}", "2025-09-26T10:00:00+08:00") for n in range(3)]
+    for line, key in zip(lines, [b"roof-0", b"roof-0", None], strict=True):
+        fake.append(settings.topic_case_events, 0, line, key)
+    rig = make_rig(fake, settings)
+    rig.drain()
+    dead = fake.records(settings.topic_dead_letter)
+    assert [(r["reason"], r["case_id"], r["origin"]) for r in dead] == [
+        ("key_mismatch", "roof-1", f"{settings.topic_case_events}/0/1"),
+        ("key_mismatch", "roof-2", f"{settings.topic_case_events}/0/2"),
+    ]
+    assert "Kafka key 'roof-0' is not the event's case_id 'roof-1'" in dead[0]["detail"]
+    assert [c.case_id for c in rig.store.cases(0)] == ["roof-0"]
+    rejected = rig.prom.get_sample_value(
+        "fengqiao_events_rejected_total", {"reason": "key_mismatch"}
+    )
+    assert rejected == 2
 
 
 def test_adapter_loop_translates_dead_letters_and_counts_only_committed_batches() -> None:

@@ -260,7 +260,7 @@ def _vocabulary(registry: WorkflowRegistry) -> set[str]:
     words |= {"sla.breached", "sla.timed_out", "case.reported"}
     words |= {"malformed", "schema_invalid", "unknown_case", "invalid_transition",
               "unauthorized_source", "guard_failed", "workflow_unknown",
-              "window_closed"}  # fmt: skip
+              "window_closed", "key_mismatch"}  # fmt: skip
     for versions in registry.workflows.values():
         for compiled in versions.values():
             spec = compiled.spec

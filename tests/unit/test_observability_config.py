@@ -15,8 +15,10 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
+from consumers.runtime.intake_metrics import IntakeMetrics
 from consumers.runtime.metrics import EngineMetrics
 from engine.registry import WorkflowRegistry
+from tests.integration.intake_samples import CHANNELS
 from tests.promql import (
     DASHBOARDS,
     GRAFANA,
@@ -52,6 +54,7 @@ def _exported(registry: WorkflowRegistry) -> set[str]:
     """Every sample name `fengqiao run` exports (counters' _total, histograms' _bucket …)."""
     fresh = CollectorRegistry()
     metrics = EngineMetrics.create(fresh, registry)
+    IntakeMetrics.create(fresh, CHANNELS)  # every channel's series exported from the start
     # Histograms and labelled series export samples only once observed or labelled.
     metrics.consumer_lag.labels("0").set(0)
     metrics.restore_remaining.labels("0").set(0)

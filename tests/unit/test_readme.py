@@ -47,7 +47,7 @@ def readme_commands(text: str) -> list[str]:
 
 
 def _ok_valid(done: subprocess.CompletedProcess[str]) -> None:
-    assert re.search(r"ok: \d+ workflow\(s\) valid", done.stderr)
+    assert re.search(r"ok: \d+ workflow\(s\) and \d+ channel\(s\) valid", done.stderr)
 
 
 def _mermaid(done: subprocess.CompletedProcess[str]) -> None:

@@ -116,7 +116,8 @@ def test_a_window_accepts_until_it_closes_and_refuses_from_then_on(
         assert refused.rejection is not None
         assert refused.rejection.reason == "window_closed"
         assert refused.rejection.detail == (
-            f"the window of 30 calendar days from entered closed at {closes}"
+            f"the window of 30 calendar days from entered closed at {closes} "
+            "(in state 'agreement.reached')"
         )
         assert refused.case == case
         assert refused.records == ()
@@ -133,7 +134,8 @@ def test_a_window_from_a_state_counts_from_its_last_entry(confirmation: Story) -
     assert late.rejection is not None
     assert (late.rejection.reason, late.rejection.detail) == (
         "window_closed",
-        "the window of 10 working days from grid.mediating closed at 2026-03-17T00:00:00+08:00",
+        "the window of 10 working days from grid.mediating closed at 2026-03-17T00:00:00+08:00 "
+        "(in state 'agreement.reached')",
     )
     # Back in mediation (re-entered Mon 03-16 18:00), a second agreement's window counts from
     # the re-entry: Tue 17 … Mon 30; from the first entry it would be closed already.
@@ -144,7 +146,8 @@ def test_a_window_from_a_state_counts_from_its_last_entry(confirmation: Story) -
     assert reopened.rejection is None
     closed = confirmation.on(again.case).send("objection.raised", "2026-03-31T00:00:00+08:00")
     assert closed.rejection is not None
-    assert closed.rejection.detail.endswith("closed at 2026-03-31T00:00:00+08:00")
+    assert closed.rejection.detail.endswith("closed at 2026-03-31T00:00:00+08:00 (in state "
+                                            "'agreement.reached')")  # fmt: skip
 
 
 def test_a_transition_without_a_window_is_not_affected(confirmation: Story) -> None:
@@ -266,7 +269,7 @@ def test_an_event_declared_with_allowed_sources_is_refused_from_any_other(tmp_pa
     refused = story.send("clock.extended", "2026-03-05T10:00:00+08:00")
     assert refused.rejection is not None
     assert (refused.rejection.reason, refused.rejection.detail) == (
-        "unauthorized_source", "'grid' may not send 'clock.extended'",
+        "unauthorized_source", "'grid' may not send 'clock.extended' (in state 'grid.mediating')",
     )  # fmt: skip
     extended = story.send("clock.extended", "2026-03-05T11:00:00+08:00", source="court")
     assert extended.rejection is None
