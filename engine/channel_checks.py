@@ -17,12 +17,18 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from engine.channel_workflows import newest_specs, workflow_problems
-from engine.channels import MESSAGE_VARIABLES
+from engine.channels import (
+    MESSAGE_VARIABLES,
+    Channel,
+    channel_files,
+    compile_channel,
+    expanded_types,
+)
 from engine.guards import GuardError, compile_guard
-from engine.problems import Problem
+from engine.problems import InvalidWorkflowError, Problem
 from engine.validate_shape import schema_problems
 from engine.vocabulary import did_you_mean
 from engine.yaml_source import Path_, SourceDoc, load_yaml
@@ -89,7 +95,19 @@ def check_channel_file(
     except ValidationError as err:
         return None, doc, [*problems, *schema_problems(doc, err, ChannelSpec)]
     problems += list(_file_problems(spec, doc))
+    if not problems:
+        problems += _compile_problems(spec, doc)
     return spec, doc, problems
+
+
+def _compile_problems(spec: ChannelSpec, doc: SourceDoc) -> list[Problem]:
+    """What only building the message parser finds: validation must refuse what would stop
+    `fengqiao run` at start."""
+    try:
+        compile_channel(spec)
+    except Exception as err:  # pydantic raises several kinds on a model it cannot build
+        return [doc.problem_at(("kinds",), f"cannot build the message parser: {err}"[:300])]
+    return []
 
 
 def _file_problems(spec: ChannelSpec, doc: SourceDoc) -> Iterator[Problem]:
@@ -111,6 +129,13 @@ def _kind_problems(kind: KindSpec, doc: SourceDoc, at: Path_) -> Iterator[Proble
             (*at, "fields", "kind"), "'kind' is the message's kind, not a field", key=True
         )
     for name, declared in kind.fields.items():
+        if name.startswith("_") or hasattr(BaseModel, name):
+            yield doc.problem_at(
+                (*at, "fields", name),
+                f"{name!r} cannot be a field name (it "
+                "starts with '_' or is taken by the message model)",
+                key=True,
+            )
         yield from _field_problems(declared, doc, (*at, "fields", name))
     for role, wanted in _REFERENCE_TYPES.items():
         name = getattr(kind, role)
@@ -309,14 +334,12 @@ def _unknown(name: str, kind: KindSpec) -> str:
     return f"unknown field {name!r}{did_you_mean(name, list(kind.fields))}"
 
 
-def expanded_types(emit: EmitSpec, kind: KindSpec) -> list[str]:
-    """Every event type an emit can produce (templates and maps expanded over the enum)."""
-    chosen = emit.type
-    if isinstance(chosen, TypeFromField):
-        return sorted(set(chosen.map.values()))
-    names = _PLACEHOLDER.findall(chosen)
-    if not names:
-        return [chosen]
-    field = kind.fields.get(names[0])
-    values = field.enum if field is not None and field.enum is not None else []
-    return [chosen.replace("{" + names[0] + "}", str(v)) for v in values]
+def load_channels(
+    folder: Path, workflows: Iterable[WorkflowSpec] | None = None
+) -> dict[str, Channel]:
+    """Every channel of a workflows folder, compiled; raise `InvalidWorkflowError` listing every
+    problem (with the `workflows` to check names against, when given: all loaded versions)."""
+    checked, problems = check_channel_paths(channel_files(folder), workflows)
+    if problems:
+        raise InvalidWorkflowError(problems)
+    return {c.spec.channel: compile_channel(c.spec, c.path) for c in checked}

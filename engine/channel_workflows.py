@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from engine.channels import expanded_types
 from engine.problems import Problem
 from engine.vocabulary import did_you_mean
 from engine.yaml_source import Path_, SourceDoc
@@ -50,8 +51,6 @@ def workflow_problems(
 ) -> Iterator[Problem]:
     """`workflows`: name → the version new cases take (`newest_specs`); `sound`: the (kind,
     index) of the events to check (default: all)."""
-    from engine.channel_checks import expanded_types  # noqa: PLC0415 - the two modules pair up
-
     opened: set[str] = set()
     for kind_name, kind in spec.kinds.items():
         for i, emit in enumerate(kind.emits):
@@ -74,7 +73,9 @@ def workflow_problems(
             specs = [workflows[n] for n in sorted(names)]
             here: Path_ = ("kinds", kind_name, "emits", i)
             for event_type in expanded_types(emit, kind):
-                yield from _event_problems(event_type, emit, kind, specs, doc=doc, at=here)
+                yield from _event_problems(
+                    event_type, emit, kind, specs, channel=spec.channel, doc=doc, at=here
+                )
 
 
 def _workflow_names(emit: EmitSpec) -> Iterator[tuple[int | None, str]]:
@@ -132,6 +133,7 @@ def _event_problems(
     kind: KindSpec,
     specs: list[WorkflowSpec],
     *,
+    channel: str,
     doc: SourceDoc,
     at: Path_,
 ) -> Iterator[Problem]:
@@ -145,6 +147,22 @@ def _event_problems(
             f"of {names}" + did_you_mean(event_type, known),
         )
         return
+    if not any(_may_send(channel, event_type, s) for s in speaking):
+        names = ", ".join(s.name for s in speaking)
+        yield doc.problem_at(
+            (*at, "type"),
+            f"{names} do(es) not let {channel!r} send "
+            f"{event_type!r} (allowed_sources of the event or of every "
+            "transition it triggers): every such event would be refused",
+        )
+    for workflow in speaking:
+        for name, declared_field in workflow.events[event_type].payload.items():
+            if declared_field.required and name not in emit.payload:
+                yield doc.problem_at(
+                    (*at, "payload"),
+                    f"{event_type} of workflow {workflow.name!r} requires payload field {name!r}",
+                    key=True,
+                )
     for field, value in emit.payload.items():
         for workflow in speaking:
             declared = (
@@ -159,6 +177,17 @@ def _event_problems(
                     f"{event_type} payload {field!r} of workflow {workflow.name!r}: {problem}",
                 )
                 break
+
+
+def _may_send(channel: str, event_type: str, workflow: WorkflowSpec) -> bool:
+    """Whether some path lets `channel` send `event_type` to a case of `workflow`."""
+    declared = workflow.events[event_type].allowed_sources
+    if declared is not None and channel not in declared:
+        return False
+    triggered = [t for t in workflow.transitions if t.trigger == event_type]
+    return not triggered or any(
+        t.allowed_sources is None or channel in t.allowed_sources for t in triggered
+    )
 
 
 def _fit_problem(value: Any, kind: KindSpec, declared: FieldSpec) -> str | None:  # noqa: PLR0911

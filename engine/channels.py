@@ -9,7 +9,8 @@ and refuses the whole folder with every positioned problem, like the workflow re
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from pathlib import Path
@@ -19,10 +20,10 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, Field, TypeAdapter, create_model
 
 from engine.guards import Guard, compile_guard
-from engine.problems import InvalidWorkflowError
 from schemas.channel import ChannelSpec, EmitSpec, FieldDecl, KindSpec, TypeFromField
 from schemas.intake.common import Category, Code, ExternalId, FreeText, Native, Person
-from schemas.workflow import WorkflowSpec
+
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
 CHANNELS_FOLDER = "channels"
 """Channel files live in this sub-folder of the workflows folder."""
@@ -159,20 +160,20 @@ def channel_files(folder: Path) -> list[Path]:
     return sorted(p for p in where.iterdir() if p.suffix in (".yaml", ".yml"))
 
 
-def load_channels(
-    folder: Path, workflows: Iterable[WorkflowSpec] | None = None
-) -> dict[str, Channel]:
-    """Every channel of a workflows folder, compiled; raise `InvalidWorkflowError` listing every
-    problem (with the `workflows` to check names against, when given: all loaded versions)."""
-    from engine.channel_checks import check_channel_paths  # noqa: PLC0415 - avoids a cycle
-
-    checked, problems = check_channel_paths(channel_files(folder), workflows)
-    if problems:
-        raise InvalidWorkflowError(problems)
-    return {c.spec.channel: compile_channel(c.spec, c.path) for c in checked}
-
-
 def channel_names(folder: Path) -> list[str]:
     """The channels of a workflows folder, by file name (a file must be named after its
     channel): what the topic tools need, without compiling anything."""
     return [p.stem for p in channel_files(folder)]
+
+
+def expanded_types(emit: EmitSpec, kind: KindSpec) -> list[str]:
+    """Every event type an emit can produce (templates and maps expanded over the enum)."""
+    chosen = emit.type
+    if isinstance(chosen, TypeFromField):
+        return sorted(set(chosen.map.values()))
+    names = _PLACEHOLDER.findall(chosen)
+    if not names:
+        return [chosen]
+    field = kind.fields.get(names[0])
+    values = field.enum if field is not None and field.enum is not None else []
+    return [chosen.replace("{" + names[0] + "}", str(v)) for v in values]

@@ -20,7 +20,7 @@ import hmac
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -116,8 +116,12 @@ def interpret(channel: str, raw: bytes, ctx: IntakeContext) -> Translation:  # n
     try:
         events = _Builder(compiled, kind, values, ctx.person_key_secret).events()
     except (ValidationError, GuardError, KeyError) as err:  # e.g. a too-long id, a rule failing
-        detail = err.errors()[0]["msg"] if isinstance(err, ValidationError) else str(err)
-        why = Refused("schema_invalid", f"cannot build a canonical event: {detail}"[:500], **seen)
+        if isinstance(err, GuardError):
+            detail = f"a rule of the channel file cannot be evaluated: {err}"
+        else:
+            text = err.errors()[0]["msg"] if isinstance(err, ValidationError) else str(err)
+            detail = f"cannot build a canonical event: {text}"
+        why = Refused("schema_invalid", detail[:500], **seen)
         return _refused(kind_name, why)
     return Translation(kind_name, events)
 
@@ -173,6 +177,11 @@ def _json_path(loc: tuple[Any, ...], data: dict[str, Any]) -> str:
 _KEY_CHARS = re.compile(r"[\s\-()+]")
 
 
+def _for_rules(value: Any) -> Any:
+    """CEL reads instants in UTC (it cannot convert a zone-named datetime)."""
+    return value.astimezone(UTC) if isinstance(value, datetime) else value
+
+
 @dataclass(frozen=True)
 class _Builder:
     """The events of one valid message: every emit whose condition holds, in file order."""
@@ -183,13 +192,17 @@ class _Builder:
     secret: bytes | None
 
     def events(self) -> list[CaseEvent]:
-        readable = {n: self.values.get(n) for n in self.kind.readable}
+        readable = {n: _for_rules(self.values.get(n)) for n in self.kind.readable}
         context = {"message": readable}
-        return [
+        events = [
             self._event(emit, readable)
             for emit in self.kind.emits
             if emit.when is None or emit.when.evaluate(context)
         ]
+        ids = [e.event_id for e in events]
+        if len(set(ids)) < len(ids):  # two conditions the author meant to exclude each other
+            raise KeyError(f"two events with the id {ids[0]!r}: their `when` conditions overlap")
+        return events
 
     def _event(self, emit: CompiledEmit, readable: dict[str, Any]) -> CaseEvent:
         spec = self.kind.spec

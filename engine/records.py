@@ -143,12 +143,16 @@ def rejection(
     headers: dict[str, str] | None = None,
     fields: list[FieldProblem] | None = None,
     case: Case | None = None,
+    case_id: str | None = None,
+    message_id: str | None = None,
 ) -> EventRejected:
     """A dead-letter record; its id derives from where the input came from (replay-stable).
 
     With the `case` that refused the event, the record says where the case stood (workflow,
     version, state, and how far the event's time was behind the case's clock) and the detail
     names the state: "may not send 'mediation.failed' here" alone does not say where "here" is.
+    An adapter's refusal of a native message, which has no canonical event, names the case and
+    the upstream message it could read (`case_id`, `message_id`).
     """
     late_by: float | None = None
     if case is not None and event is not None:
@@ -167,7 +171,7 @@ def rejection(
     encoding_: Literal["utf-8", "base64"] = "utf-8" if encoding == "utf-8" else "base64"
     return EventRejected(
         record_id=str(uuid.uuid5(RECORD_NAMESPACE, f"rejected/{origin}")),
-        case_id=event.case_id if event else None,
+        case_id=event.case_id if event else case_id,
         event_id=event.event_id if event else None,
         reason=reason,
         detail=detail[:1000],
@@ -180,6 +184,7 @@ def rejection(
         workflow_version=case.version if case is not None else None,
         case_state=case.state if case is not None else None,
         late_by_seconds=late_by,
+        message_id=message_id,
     )
 
 

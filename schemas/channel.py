@@ -69,15 +69,18 @@ class FieldDecl(_Strict):
     max_items: int = Field(default=50, ge=1, le=10_000, description="For persons only.")
     personal: bool | None = Field(
         default=None,
-        description="Whether the field may hold personal data (default: true for text, person "
-        "and persons). Personal fields never leave the adapter, except parties into the keyed "
-        "person_key hash.",
+        description="Whether the field may hold personal data (default: true for text, person, "
+        "persons and a string without an enum). Personal fields never leave the adapter, "
+        "except parties into the keyed person_key hash.",
     )
     description: str | None = None
 
     @property
     def is_personal(self) -> bool:
-        return self.personal if self.personal is not None else self.type in PERSONAL_TYPES
+        """Free text and parties are; so is a `string` with no `enum` (it could hold a name)."""
+        if self.personal is not None:
+            return self.personal
+        return self.type in PERSONAL_TYPES or (self.type == "string" and self.enum is None)
 
     @property
     def is_required(self) -> bool:

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.calendar import CalendarFileError
-from engine.channels import Channel, load_channels
+from engine.channel_checks import load_channels
+from engine.channels import Channel
 from engine.problems import InvalidWorkflowError, Problem
 from engine.registry import WorkflowRegistry
 from engine.scenarios.run import ScenarioResult, StepFailure, run_suite

@@ -10,8 +10,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from engine.channel_checks import CheckedChannel, check_channel_paths
-from engine.channels import CHANNELS_FOLDER, Channel, channel_files, load_channels
+from engine.channel_checks import CheckedChannel, check_channel_paths, load_channels
+from engine.channels import CHANNELS_FOLDER, Channel, channel_files
 from engine.problems import InvalidWorkflowError, Problem
 from engine.registry import WorkflowRegistry, check_paths
 from engine.validate import CheckedWorkflow

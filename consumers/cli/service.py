@@ -28,7 +28,7 @@ from consumers.runtime.http import HttpServer
 from consumers.runtime.intake_metrics import IntakeMetrics
 from consumers.runtime.metrics import EngineMetrics
 from consumers.runtime.settings import Settings
-from engine.channels import load_channels
+from engine.channel_checks import load_channels
 from engine.core import Engine
 from engine.problems import FengqiaoError, InvalidWorkflowError
 from engine.registry import WorkflowRegistry

@@ -20,7 +20,8 @@ from consumers.kafka.membership import Membership, state_name
 from consumers.kafka.transaction import KafkaTransaction
 from consumers.runtime.intake_metrics import BatchTally, IntakeMetrics
 from consumers.runtime.settings import Settings
-from engine.channels import Channel, channel_names, load_channels
+from engine.channel_checks import load_channels
+from engine.channels import Channel, channel_names
 from engine.intake import IntakeContext, Translation, interpret
 from engine.ports import Send, Transaction
 from engine.records import rejection
@@ -88,17 +89,19 @@ class AdapterLoop:
         self.membership.observe(state_name(view.state), view.generation, self.alive_at,
                                 joining=view.joining)  # fmt: skip
         polled = self.transaction.poll(self.settings.commit_interval_ms)
+        self._seen.update(tp for tp, messages in polled.items() if messages)
         if polled:
             self.run_batch(polled)
         if self.alive_at - self._lag_at >= LAG_EVERY_S:
             self._lag_at = self.alive_at
-            self._refresh_lag(polled)
+            self._refresh_lag()
 
     def run_batch(self, polled: Mapping[Any, list[Any]]) -> bool:
         """Translate, then one transaction; True if it committed (counts only then)."""
         sends: list[Send] = []
         offsets: dict[Any, int] = {}
         tally = BatchTally()
+        refusals: list[dict[str, Any]] = []
         for tp, messages in polled.items():
             if not messages:
                 continue
@@ -107,16 +110,20 @@ class AdapterLoop:
                 raw: bytes = message.value or b""
                 result = interpret(channel, raw, self.ctx)
                 tally.add(channel, len(raw), result)
-                sends.extend(self._sends(channel, tp, message, result))
+                sends.extend(self._sends(channel, tp, message, result, refusals))
             offsets[tp] = messages[-1].offset + 1
         if not self.transaction.commit(sends, offsets):
             return False
+        for refusal in refusals:  # logged once, when the dead letter is committed
+            log.warning("adapters.refused", **refusal)
         tally.publish(self.metrics)
         self.translated += sum(tally.events.values())
         self.refused += sum(n for k, n in tally.messages.items() if k[2] == "refused")
         return True
 
-    def _sends(self, channel: str, tp: Any, message: Any, result: Translation) -> list[Send]:
+    def _sends(
+        self, channel: str, tp: Any, message: Any, result: Translation, refusals: list[Any]
+    ) -> list[Send]:
         """The canonical events of one native message, or its dead letter (keyed by the
         message's case when it could be read, so an integrator finds it by ticket number)."""
         refused = result.refused
@@ -136,26 +143,25 @@ class AdapterLoop:
             original=message.value or b"",
             headers=headers,
             fields=[FieldProblem(path=e.path, message=e.message) for e in refused.errors],
-        ).model_copy(update={"case_id": refused.case_id, "message_id": refused.message_id})
-        log.warning(
-            "adapters.refused", channel=channel, kind=result.kind or None, reason=refused.reason,
-            topic=tp.topic, partition=tp.partition, offset=message.offset,
-            message_id=refused.message_id, case_id=refused.case_id,
-            fields=[e.path for e in refused.errors][:10],
+            case_id=refused.case_id,
+            message_id=refused.message_id,
+        )
+        refusals.append(
+            {"channel": channel, "kind": result.kind or None, "reason": refused.reason,
+             "topic": tp.topic, "partition": tp.partition, "offset": message.offset,
+             "message_id": refused.message_id, "case_id": refused.case_id,
+             "fields": [e.path for e in refused.errors][:10]}
         )  # fmt: skip
         key = refused.case_id.encode() if refused.case_id else None
         return [Send(self.settings.topic_dead_letter, None, key, record.model_dump_json().encode())]
 
-    def _refresh_lag(self, polled: Mapping[Any, list[Any]]) -> None:
-        """Per channel: native messages not yet consumed, over the partitions seen so far."""
-        for tp in polled:
-            self._seen.add(tp)
+    def _refresh_lag(self) -> None:
+        """Per channel: native messages not yet consumed, over the partitions this member has
+        fetched from (a partition a rebalance moved away reports nothing)."""
         per_channel = dict.fromkeys(self.topics.values(), 0)
-        for tp in list(self._seen):
+        for tp in self._seen:
             lag = self.transaction.lag(tp)
-            if lag is None:  # no longer ours (a rebalance moved it)
-                self._seen.discard(tp)
-                continue
-            per_channel[self.topics[tp.topic]] += lag
+            if lag is not None:
+                per_channel[self.topics[tp.topic]] += lag
         for channel, lag in per_channel.items():
             self.metrics.lag.labels(channel).set(lag)

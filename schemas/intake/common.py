@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -21,8 +20,6 @@ Category = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
 FreeText = Annotated[str, Field(max_length=20_000)]
 """Descriptions as typed by people: may contain names and numbers, never copied onward."""
 
-LocalTime = datetime
-"""A timestamp; without an offset it is read in the intake time zone (Asia/Shanghai)."""
 
 
 class Native(BaseModel):

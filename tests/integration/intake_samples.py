@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from engine.channels import load_channels
+from engine.channel_checks import load_channels
 
 CHANNELS = load_channels(Path(__file__).resolve().parents[2] / "workflows")
 """The shipped channel files, compiled (as `fengqiao run` loads them)."""

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from consumers.cli.main import main
 from engine.calendar import BusinessCalendar
-from engine.channels import load_channels
+from engine.channel_checks import load_channels
 from engine.machine import CompiledWorkflow
 from engine.registry import WorkflowRegistry, check_paths
 from engine.scenarios.offsets import (

@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from consumers.cli.main import main
-from engine.channel_checks import check_channel_file, check_channel_paths
-from engine.channels import Channel, compile_channel, load_channels
+from engine.channel_checks import check_channel_file, check_channel_paths, load_channels
+from engine.channels import Channel, compile_channel
 from engine.core import Engine
 from engine.intake import IntakeContext, Refused, Translation, interpret, translate
 from engine.registry import WorkflowRegistry, check_paths
@@ -771,7 +771,7 @@ def test_a_message_no_event_can_be_built_for_is_refused_traceably() -> None:
     result = run(message)
     assert result.events == []
     assert result.refused is not None
-    assert result.refused.detail.startswith("cannot build a canonical event: ")
+    assert result.refused.detail.startswith("a rule of the channel file cannot be evaluated: ")
     assert (result.kind, result.refused.message_id, result.refused.case_id) == (
         message["kind"], message["message_id"], "demo:T-2"
     )  # fmt: skip
@@ -958,3 +958,82 @@ def test_an_escaped_emoji_in_an_enum_compiles_or_is_a_problem() -> None:
     if not problems:
         assert spec is not None
         compile_channel(spec)
+
+
+# -- what the review of the first version found ------------------------------------------------
+
+
+def test_a_string_without_an_enum_is_personal_unless_declared(
+    folder: Path, workflow_specs: list[WorkflowSpec]
+) -> None:
+    name_field = ("summary: {type: text}", "caller_name: {type: string}")
+    mapped = ("attributes: {category: category}", "attributes: {category: caller_name}")
+    found = problems_of(folder, workflow_specs, edited(BASE, name_field, mapped))
+    assert len(found) == 1
+    assert "'caller_name' is personal (string)" in found[0]
+    declared = ("summary: {type: text}", "caller_name: {type: string, personal: false}")
+    assert problems_of(folder, workflow_specs, edited(BASE, declared, mapped)) == []
+
+
+def test_a_channel_the_workflow_never_lets_send_an_event_is_refused(
+    folder: Path, workflow_specs: list[WorkflowSpec]
+) -> None:
+    """hotline-12345 lets only its own channel extend an order (`allowed_sources`)."""
+    text = (SHIPPED / "online.yaml").read_text(encoding="utf-8")
+    text = text.replace("      - type: case.withdrawn", "      - type: order.extended")
+    text = text.replace("workflow: dispute-escalation", "workflow: hotline-12345")
+    found = problems_of(folder, workflow_specs, text, "online")
+    assert any("not let 'online' send 'order.extended'" in f for f in found), found
+
+
+def test_a_required_payload_field_must_be_mapped(
+    folder: Path, workflow_specs: list[WorkflowSpec]
+) -> None:
+    text = (SHIPPED / "hotline-12345.yaml").read_text(encoding="utf-8")
+    text = text.replace("        payload: {rating: rating, reopen: reopen}\n", "")
+    found = problems_of(folder, workflow_specs, text, "hotline-12345")
+    assert any("requires payload field 'rating'" in f for f in found), found
+
+
+@pytest.mark.parametrize("name", ["_hidden", "model_config", "copy"])
+def test_field_names_the_message_model_cannot_take_are_refused(
+    folder: Path, workflow_specs: list[WorkflowSpec], name: str
+) -> None:
+    text = edited(BASE, ("summary: {type: text}", f"{name}: {{type: text}}"))
+    (problem,) = problems_of(folder, workflow_specs, text)
+    assert problem.startswith("9:7: ")
+    assert "cannot be a field name" in problem
+
+
+def test_overlapping_conditions_refuse_the_message_instead_of_losing_an_event() -> None:
+    overlapping = edited(
+        BASE + OUTCOME,
+        ('      - type: "mediation.{result}"\n',
+         "      - {type: mediation.failed, when: message.result == 'failed'}\n"
+         "      - {type: mediation.failed, when: message.result != 'succeeded'}\n"),
+    )  # fmt: skip
+    ctx = IntakeContext({"police": compiled(overlapping, "police")})
+    message = {"kind": "outcome", "message_id": "O-1", "incident_no": "I-1", "at": AT,
+               "result": "failed"}  # fmt: skip
+    result = interpret("police", encode(message), ctx)
+    assert result.events == []
+    assert result.refused is not None
+    assert "overlap" in result.refused.detail
+
+
+def test_a_rule_may_read_a_time_stamp_sent_without_an_offset() -> None:
+    late = edited(
+        BASE + OUTCOME,
+        ('      - type: "mediation.{result}"\n',
+         "      - {type: mediation.failed, when: message.at.getHours() >= 18}\n"),
+    )  # fmt: skip
+    ctx = IntakeContext({"police": compiled(late, "police")})
+    evening = {"kind": "outcome", "message_id": "O-2", "incident_no": "I-1",
+               "at": "2026-03-02 20:30:00", "result": "failed"}  # 12:30 UTC  # fmt: skip
+    result = interpret("police", encode(evening), ctx)
+    assert result.refused is None, result.refused
+    assert result.events == []  # getHours() is read in UTC, as CEL does
+    morning = {**evening, "at": "2026-03-03 03:00:00"}  # 19:00 UTC the day before
+    assert [e.type for e in interpret("police", encode(morning), ctx).events] == [
+        "mediation.failed"
+    ]

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from consumers.cli.main import main
-from engine.channels import load_channels
+from engine.channel_checks import load_channels
 from engine.core import Engine
 from engine.intake import IntakeContext, Refused, translate
 from engine.registry import WorkflowRegistry
