@@ -21,7 +21,6 @@ FreeText = Annotated[str, Field(max_length=20_000)]
 """Descriptions as typed by people: may contain names and numbers, never copied onward."""
 
 
-
 class Native(BaseModel):
     """Base of every native message: extra fields are ignored, not refused (see package doc)."""
 
