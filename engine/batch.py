@@ -13,6 +13,12 @@ JSONL log and SQLite (`fengqiao demo`) — and reports how that went:
 Until one of the two is called no new batch may start (`BatchLifecycleError`): a shell cannot
 silently keep going on state it never stored. The encodings (`Output.value`, `CaseChange.snapshot`)
 are the wire format of the transitions, dead-letter and changelog topics, written once here.
+
+A closed case retired in the batch (engine/retention.py) is a change with no `after`: the shell
+deletes it from its store and writes a tombstone (its key, a null value) to the changelog. One
+batch retires at most `MAX_RETIREMENTS_PER_BATCH` cases by the clock, so that the first start
+with a retention over years of closed cases spreads their tombstones over many transactions
+(each well within the transaction timeout) instead of one.
 """
 
 from __future__ import annotations
@@ -29,6 +35,10 @@ from engine.problems import FengqiaoError
 from engine.replay import Replay
 from engine.stores.codec import encode_case
 from schemas.records import EventRejected, OutputRecord
+
+MAX_RETIREMENTS_PER_BATCH = 2000
+"""Retirements the clock makes in one batch step (a tombstone costs about what a snapshot does
+to send); the others wait for the next step. Events are never held back by it."""
 
 
 class BatchLifecycleError(FengqiaoError):
@@ -84,18 +94,26 @@ class Output:
 
 @dataclass(frozen=True, slots=True)
 class CaseChange:
-    """A case this batch changed: as the store had it (None: new) and as it is now."""
+    """A case this batch changed: as the store had it (None: new) and as it is now (None:
+    retired; `before` is then the closed case the store holds)."""
 
     before: Case | None
-    after: Case
+    after: Case | None = None
 
     @property
     def case_id(self) -> str:
-        return self.after.case_id
+        case = self.after or self.before
+        assert case is not None, "a change has a case before or after it"
+        return case.case_id
 
     @property
-    def snapshot(self) -> bytes:
-        return encode_case(self.after).encode()
+    def retired(self) -> bool:
+        return self.after is None
+
+    @property
+    def snapshot(self) -> bytes | None:
+        """The changelog value: the case's snapshot, or None (a tombstone) once retired."""
+        return None if self.after is None else encode_case(self.after).encode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +125,19 @@ class BatchResult:
     duplicates_by_source: Mapping[str, int]
     """Inputs dropped because their event_id was already applied to the case, by the event's
     `source`."""
+    retired: int = 0
+    """Closed cases retired in this batch (each a change with no `after`, unless a re-sent
+    report opened a new case under its id in the same batch)."""
+
+    @property
+    def upserts(self) -> dict[str, Case]:
+        """What the store must write: each changed case that is not retired."""
+        return {c.case_id: c.after for c in self.changes if c.after is not None}
+
+    @property
+    def deletes(self) -> list[str]:
+        """What the store must delete: the retired cases."""
+        return [c.case_id for c in self.changes if c.after is None]
 
     @property
     def duplicates(self) -> int:
@@ -155,7 +186,8 @@ class BatchReplay:
 
     @property
     def pending_timers(self) -> int:
-        return len(self._replay.timers)
+        """Cases with a pending SLA timer (closed cases waiting to retire are not counted)."""
+        return self._replay.pending_timers
 
     def step(
         self,
@@ -185,6 +217,8 @@ class BatchReplay:
     ) -> BatchResult:
         replay = self._replay
         duplicates = dict(replay.stats.duplicates_by_source)
+        retired = replay.stats.retired
+        replay.retire_budget = MAX_RETIREMENTS_PER_BATCH
         outputs: list[Output] = []
         for index, item in enumerate(inputs):
             for record in replay.feed(item.raw, item.origin, item.key):
@@ -196,13 +230,17 @@ class BatchReplay:
         due = replay.timers.peek()  # after the inputs: they may have made a timer due
         if fire_until is not None and not (only_if_due and (due is None or due > fire_until)):
             outputs.extend(Output(r, None, self._workflow(r)) for r in replay.advance(fire_until))
-        changed = replay.take_changes()
-        changes = tuple(CaseChange(self._before.get(c), case) for c, case in changed.items())
+        changes: list[CaseChange] = []
+        for case_id, case in replay.take_changes().items():
+            before = self._before.get(case_id)
+            if before is not None or case is not None:  # opened and retired here: not stored
+                changes.append(CaseChange(before, case))
         self._before.clear()
         now = replay.stats.duplicates_by_source
         by_source = {s: n - duplicates.get(s, 0) for s, n in sorted(now.items())
                      if n > duplicates.get(s, 0)}  # fmt: skip
-        return BatchResult(tuple(outputs), changes, len(inputs), by_source)
+        return BatchResult(tuple(outputs), tuple(changes), len(inputs), by_source,
+                           replay.stats.retired - retired)  # fmt: skip
 
     def confirm(self) -> None:
         """The shell stored the last batch's changes: the next batch may start."""

@@ -9,12 +9,13 @@ same records. No input makes these functions raise: every refusal is an `EventRe
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
 
 from engine.case import Case, Timer
+from engine.decision import Decision
 from engine.guards import GuardError
 from engine.machine import (
     ATTRIBUTES,
@@ -28,46 +29,44 @@ from engine.migration import apply_migration
 from engine.records import RecordBuilder, rejection
 from engine.refusal import Refusal
 from engine.registry import WorkflowRegistry
+from engine.retention import check_retention, retired_by, retirement_fires_at
 from engine.sla import anchor_at, enter_sla, extend_sla, pause_sla, resume_sla
 from engine.vocabulary import fields_problem, with_instants
 from schemas.events import MIGRATION_TYPE, PAYLOAD_MODELS, CaseEvent, CaseReported
-from schemas.records import CaseRecord, EventRejected, RejectionReason
+from schemas.records import CaseRecord, RejectionReason
 from schemas.workflow import WindowSpec
 
 MAX_TIMERS_PER_ADVANCE = 64
 """A chain of escalations fires at most a few timers; the bound only guards against loops."""
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """What the shell must persist: the new case, its records, its pending timers."""
-
-    case: Case | None
-    records: tuple[CaseRecord, ...] = ()
-    rejection: EventRejected | None = None
-    duplicate: bool = False
-
-    @property
-    def timers(self) -> tuple[Timer, ...]:
-        return self.case.timers() if self.case else ()
+ZERO = timedelta(0)
 
 
 class Engine:
     """Applies events and fires timers for the workflows of one registry."""
 
-    def __init__(self, registry: WorkflowRegistry) -> None:
+    def __init__(self, registry: WorkflowRegistry, retention: timedelta | None = None) -> None:
+        """`retention`: how long a closed case is kept, in domain time, before it is retired
+        (engine/retention.py); None keeps closed cases for ever."""
         self.registry = registry
+        self.retention = check_retention(retention)
+
+    def with_retention(self, retention: timedelta | None) -> Engine:
+        """This engine's workflows with another retention (the service's setting)."""
+        return self if retention == self.retention else Engine(self.registry, retention)
 
     def workflow_of(self, case: Case) -> CompiledWorkflow | None:
         return self.registry.get(case.workflow, case.version)
 
     def apply(self, case: Case | None, event: CaseEvent, origin: str = "") -> Decision:
-        """Apply one event; timers of the case due at or before the event fire first."""
+        """Apply one event; timers of the case due at or before the event fire first. A closed
+        case past its retention at the event's time is retired first: the event finds none."""
+        if case is not None and retired_by(case, self.retention, event.occurred_at):
+            return replace(self._open(event, origin), retired=True)
         if case is not None and event.event_id in case.seen:
             return Decision(case, duplicate=True)
         if case is None:
             return self._open(event, origin)
-        fired = self.advance(case, event.occurred_at)
+        fired = self.advance(case, event.occurred_at, by_event=True)
         assert fired.case is not None
         result = self._on_case(fired.case, event)
         if isinstance(result, Refusal):
@@ -97,13 +96,32 @@ class Engine:
             return result
         return result, builder.records
 
-    def advance(self, case: Case, now: datetime) -> Decision:
-        """Fire, in due order, every timer of `case` due at or before `now`."""
+    def fire_at(self, case: Case) -> datetime | None:
+        """When the next timer of `case` fires on a clock: its due instant, plus the allowed
+        lateness of the sources that may still act on the case's state (`lateness:`). For a
+        closed case, when it retires (None: kept for ever)."""
+        due = case.next_due()
+        if due is None:
+            return retirement_fires_at(case, self.retention, self.workflow_of(case))
+        workflow = self.workflow_of(case)
+        return due + workflow.lateness.get(case.state, ZERO) if workflow else due
+
+    def advance(self, case: Case, now: datetime, *, by_event: bool = False) -> Decision:
+        """Fire, in due order, every timer of `case` whose time has come at `now`: on a clock,
+        its due instant plus the state's allowed lateness; `by_event` (an event of the case
+        that happened at `now`), its due instant: the act itself shows the limit had passed.
+        A closed case whose retirement has come is retired (`Decision.retired`, no case)."""
+        if case.closed:
+            at = self.fire_at(case)
+            return Decision(None, retired=True) if at is not None and at <= now else Decision(case)
         workflow = self.workflow_of(case)
         records: list[CaseRecord] = []
         for _ in range(MAX_TIMERS_PER_ADVANCE):
             pending = case.timers()
-            if workflow is None or not pending or pending[0].due > now:
+            if workflow is None or not pending:
+                break
+            wait = ZERO if by_event else workflow.lateness.get(case.state, ZERO)
+            if pending[0].due + wait > now:
                 break
             timer = pending[0]
             # A limit counted from an earlier instant (`from: opened`) may have passed before

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -71,6 +71,8 @@ class CompiledWorkflow:
     """States whose entry instant a limit or window counts from (`from: STATE`)."""
     instant_fields: dict[str, frozenset[str]] = field(default_factory=dict)
     """Declared `timestamp` fields: ATTRIBUTES → attribute names, event type → payload names."""
+    lateness: dict[str, timedelta] = field(default_factory=dict)
+    """State → how long its timers wait past their due instant for late events (none: 0)."""
     _deadline_memo: dict[tuple[date, Duration], Deadline] = field(default_factory=dict)
     """Sources that may fire (trigger, from-state): tells `unauthorized_source` from the rest."""
 
@@ -190,7 +192,33 @@ def compile_workflow(checked: CheckedWorkflow, calendar: BusinessCalendar) -> Co
         allowed=allowed_by_key,
         marked_states=_marked_states(spec),
         instant_fields=_instant_fields(spec),
+        lateness=_lateness(spec, allowed_by_key, clock_events),
     )
+
+
+def _lateness(
+    spec: WorkflowSpec, allowed: dict[tuple[str, str], frozenset[str]], clock: dict[str, str]
+) -> dict[str, timedelta]:
+    """Per state, the largest allowed lateness of the sources that may act on it (a transition
+    out of it, or a clock event): only their late events could still change what a timer does."""
+    if not spec.lateness:
+        return {}
+    late = {source: timedelta(hours=d.amount) for source, d in spec.lateness.items()}
+    clock_sources = set()
+    for event_type in clock:
+        declared = spec.events.get(event_type)
+        clock_sources |= set(declared.allowed_sources or spec.sources) if declared else set()
+    out: dict[str, timedelta] = {}
+    for name, state in spec.states.items():
+        if state.terminal:
+            continue
+        acting = {s for (_, st), sources in allowed.items() if st == name for s in sources}
+        if state.sla is not None:
+            acting |= clock_sources
+        wait = max((late[s] for s in acting if s in late), default=timedelta(0))
+        if wait:
+            out[name] = wait
+    return out
 
 
 def _instant_fields(spec: WorkflowSpec) -> dict[str, frozenset[str]]:

@@ -16,6 +16,11 @@ snapshot JSON of `encode_case`, or a tombstone): on assignment the shell restore
 reading the changelog from `changelog_offset(partition)` (or from the beginning when it is None)
 and writing what it reads; afterwards it writes each batch once the Kafka transaction that
 produced it has committed. A store is therefore only ever *behind* the changelog, never ahead.
+A tombstone is a retired case (a closed case past its retention, engine/retention.py): the
+batch that retires it deletes it, and a restore that reads the tombstone deletes it too. A
+store that missed a tombstone (compaction removes them after a day; a persistent store may
+resume from an older offset) still holds the closed case, whose retirement instant has passed:
+the next clock tick retires it again, with a new tombstone.
 
 Contract of every implementation (tests/unit/test_store.py runs one suite over all of them):
 
@@ -57,12 +62,13 @@ PartitionKey = Any
 
 
 class Send(NamedTuple):
-    """One record to produce inside a transaction (partition None: by the key's hash)."""
+    """One record to produce inside a transaction (partition None: by the key's hash; value
+    None: a tombstone, which deletes the key from a compacted topic)."""
 
     topic: str
     partition: int | None
     key: bytes | None
-    value: bytes
+    value: bytes | None
 
 
 class GroupView(NamedTuple):

@@ -67,8 +67,19 @@ def _semantic_problems(spec: WorkflowSpec, doc: Located) -> Iterator[Problem]:
     yield from vocabulary_problems(spec, doc)
     for name, declared in spec.events.items():
         yield from _check_sources(spec, doc, ("events", name), declared.allowed_sources)
+    yield from _check_lateness(spec, doc)
     if not doc.pruned:  # a removed transition would make states look unreachable
         yield from _check_graph(spec, doc)
+
+
+def _check_lateness(spec: WorkflowSpec, doc: Located) -> Iterator[Problem]:
+    for source, duration in spec.lateness.items():
+        at = ("lateness", source)
+        if source not in spec.sources:
+            yield doc.problem_at(at, f"lateness: unknown source {source!r}"
+                                 + did_you_mean(source, spec.sources), key=True)  # fmt: skip
+        if duration.unit != "hours":
+            yield doc.problem_at(at, "lateness is wall time: give it in hours")
 
 
 def _check_names(spec: WorkflowSpec, doc: Located) -> Iterator[Problem]:

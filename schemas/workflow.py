@@ -242,3 +242,11 @@ class WorkflowSpec(_Strict):
         description="Every event type this workflow receives (transition triggers and clock "
         "events), with its payload fields; `case.reported` is built in.",
     )
+    lateness: dict[Name, DurationSpec] = Field(
+        default_factory=dict,
+        description="Allowed lateness per source, in hours: how long after an act its event may "
+        "still be delivered (a grid officer's app syncing when it has signal). A timer of a case "
+        "fires that much after its due instant, for the largest lateness among the sources that "
+        "may act on the case's state, so an act made in time but delivered late still counts; "
+        "the records keep the due instant.",
+    )

@@ -110,7 +110,7 @@ def batches(engine: Engine, lines: list[bytes], size: int = BATCH) -> Iterator[B
             Input(line, f"bench:{start + i}") for i, line in enumerate(lines[start : start + size])
         ]
         result = replay.step(inputs)
-        store.write(0, {change.case_id: change.after for change in result.changes})
+        store.write(0, result.upserts, result.deletes)
         replay.confirm()
         yield result
 
@@ -125,7 +125,7 @@ def open_case_bytes(engine: Engine, lines: list[bytes]) -> dict[str, float]:
     store = MemoryStore()
     replay = BatchReplay(engine, load=lambda case_id: store.get(0, case_id))
     result = replay.step([Input(line, f"bench:{i}") for i, line in enumerate(reports)])
-    store.write(0, {change.case_id: change.after for change in result.changes})
+    store.write(0, result.upserts, result.deletes)
     replay.confirm()
     del result
     after = tracemalloc.get_traced_memory()[0]

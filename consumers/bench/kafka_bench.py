@@ -56,7 +56,7 @@ from consumers.bench.common import (
     watch_throughput,
     write_json,
 )
-from consumers.kafka.transaction import KafkaTransaction
+from consumers.kafka.transaction import KafkaTransaction, group_instance_id
 from consumers.runtime.settings import (
     Settings,
     kafka_client_config,
@@ -86,8 +86,9 @@ def passthrough(settings: Settings, stop: threading.Event) -> None:
     Kafka work through the very transaction helper and client settings it uses (case-events →
     transitions)."""
     transaction = KafkaTransaction(
-        settings, transactional_id=settings.transactional_id, group_id=settings.group_id
-    )
+        settings, transactional_id=settings.transactional_id, group_id=settings.group_id,
+        group_instance_id=group_instance_id(settings, "engine"),
+    )  # fmt: skip
     transaction.open([settings.topic_case_events], _Ready())
     try:
         while not stop.is_set():

@@ -71,7 +71,7 @@ def templates(workflows: Path) -> list[Case]:
     """Open cases with a running SLA clock, as the engine left them after the synthetic stream."""
     results = batches(Engine(WorkflowRegistry.load(workflows)), stream(6000))
     latest = {change.case_id: change.after for result in results for change in result.changes}
-    return [c for c in latest.values() if c.timers() and c.clock < DUE]
+    return [c for c in latest.values() if c is not None and c.timers() and c.clock < DUE]
 
 
 def scale_case(template: Case, n: int) -> Case:
@@ -174,7 +174,7 @@ def burst(loop: EngineLoop, timers: int) -> dict[str, Any]:
                    if o.record.type == "sla.warning"]  # fmt: skip
         for p, result in results.items():
             if result.changes:
-                loop.store.write(p, {c.case_id: c.after for c in result.changes})
+                loop.store.write(p, result.upserts, result.deletes)
             parts[p].confirm()
         busy += time.perf_counter() - turn
         dues = [d for part in parts.values() if (d := part.next_due) is not None]

@@ -9,13 +9,14 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from consumers.bench.core import run_core_bench
 from consumers.bench.kafka_bench import run_kafka_bench
 from consumers.bench.scale import run_scale_bench
+from consumers.bench.soak import run_soak_bench
 from consumers.cli.author_test import add_test_command
 from consumers.cli.demo import add_demo_command
 from consumers.cli.files import (
@@ -33,6 +34,7 @@ from consumers.kafka.admin import TopicsError
 from consumers.kafka.topics import check_topics, create_topics
 from consumers.runtime.logs import configure_logging
 from consumers.runtime.settings import Settings, SettingsError, load_settings
+from consumers.runtime.variables import unknown_variable_warnings, variables_help
 from engine.diagram import dot, mermaid
 from engine.registry import check_paths
 
@@ -79,7 +81,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         return 1
     events, out = Path(args.events), Path(args.out) if args.out else None
     try:
-        stats = simulate(registry, events, out, until, fmt=args.format)
+        retention = timedelta(days=args.retention_days) if args.retention_days else None
+        stats = simulate(registry, events, out, until, fmt=args.format, retention=retention)
     except BrokenPipeError:  # `simulate | head`: the reader left; say nothing more to it
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
@@ -119,6 +122,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return run_kafka_bench(
             workflows, args.events, args.partitions, args.out, rates=rates, duration=args.duration
         )
+    if args.which == "soak":
+        return run_soak_bench(workflows, args.months, args.cases or 3000, 7, args.out)
     if args.which == "scale":
         cases = args.cases or 1_000_000
         return run_scale_bench(workflows, cases, args.events, args.partitions, args.out)
@@ -126,6 +131,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _settings(args: argparse.Namespace) -> Settings | None:
+    """The settings of a Kafka command (None: the error is printed), after one warning per
+    `FENGQIAO_*` variable no setting reads (a typo would otherwise be ignored in silence)."""
+    for warning in unknown_variable_warnings(os.environ):
+        print(warning, file=sys.stderr)
     overrides = {
         "bootstrap_servers": getattr(args, "bootstrap_servers", None),
         "workflows": getattr(args, "workflows", None),
@@ -180,9 +189,19 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     )
 
 
+_SETTINGS_POINTER = (
+    "Other settings come from FENGQIAO_* variables: `fengqiao run --help` lists them."
+)
+
+
 def _add_kafka_commands(sub: Any) -> None:
     """The commands that talk to Kafka: run, migrate, topics."""
-    p = sub.add_parser("run", help="the Kafka service (settings from FENGQIAO_* variables)")
+    p = sub.add_parser(
+        "run",
+        help="the Kafka service (settings from FENGQIAO_* variables)",
+        epilog=variables_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--bootstrap-servers", help="overrides FENGQIAO_BOOTSTRAP_SERVERS")
     p.add_argument("--workflows", help="overrides FENGQIAO_WORKFLOWS")
     p.add_argument("--store", help="memory | sqlite:PATH (overrides FENGQIAO_STORE)")
@@ -230,6 +249,7 @@ def _add_kafka_commands(sub: Any) -> None:
     p.add_argument("--at", help="domain time of the migration (default: now), RFC 3339")
     p.add_argument("--bootstrap-servers", help="overrides FENGQIAO_BOOTSTRAP_SERVERS")
     p.add_argument("--workflows", help="overrides FENGQIAO_WORKFLOWS")
+    p.epilog = _SETTINGS_POINTER
     p.set_defaults(func=cmd_migrate)
 
     p = sub.add_parser("topics", help="create the engine's topics (idempotent) and check them")
@@ -238,6 +258,7 @@ def _add_kafka_commands(sub: Any) -> None:
     )
     p.add_argument("--bootstrap-servers", help="overrides FENGQIAO_BOOTSTRAP_SERVERS")
     p.add_argument("--partitions", type=int, help="overrides FENGQIAO_PARTITIONS")
+    p.epilog = _SETTINGS_POINTER
     p.set_defaults(func=cmd_topics)
 
 
@@ -272,6 +293,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--until", help="at the end, fire timers up to this instant (RFC 3339)")
     p.add_argument("--out", help="write output records here (default: stdout)")
     p.add_argument(
+        "--retention-days", type=int, default=0,
+        help="retire closed cases this many days after they close, as `run` does with "
+        "FENGQIAO_RETENTION_DAYS (default 0: keep them)",
+    )  # fmt: skip
+    p.add_argument(
         "--format",
         choices=["json", "table"],
         default="json",
@@ -297,10 +323,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_schema)
 
     p = sub.add_parser("bench", help="benchmarks that print their figures")
-    p.add_argument("which", choices=["core", "kafka", "scale"], help="which benchmark to run")
+    p.add_argument(
+        "which", choices=["core", "kafka", "scale", "soak"], help="which benchmark to run"
+    )
     p.add_argument("--workflows", help="workflow folder (default: workflows/)")
     p.add_argument(
-        "--cases", type=int, help="synthetic cases (core: 2000) / open cases (scale: 1000000)"
+        "--cases",
+        type=int,
+        help="synthetic cases (core: 2000) / open cases (scale: 1000000) / per month (soak: 3000)",
     )
     p.add_argument("--repeat", type=int, default=3, help="best of N runs (core)")
     p.add_argument(
@@ -309,6 +339,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--partitions", type=int, default=4, help="partitions (kafka, scale)")
     p.add_argument("--rates", default="500,1000,2000", help="offered events/s for latency (kafka)")
     p.add_argument("--duration", type=float, default=10.0, help="seconds measured per rate (kafka)")
+    p.add_argument(
+        "--months", type=int, default=24, help="simulated months of closed cases retired (soak)"
+    )
     p.add_argument("--out", help="also write the figures as JSON here")
     p.set_defaults(func=cmd_bench)
 

@@ -4,7 +4,9 @@
 `adapters` runs one of them, for scaling them separately.
 
 SIGTERM and SIGINT ask the loop to stop: it finishes and commits the batch in hand, leaves the
-consumer group (so its partitions move at once) and the process exits 0.
+consumer group (so its partitions move at once) and the process exits 0. An HTTP address that
+cannot be bound (a port still held, an unknown host) is one `error:` line and exit 2, like a
+bad setting: the operator reads a line, not a traceback.
 """
 
 from __future__ import annotations
@@ -73,7 +75,12 @@ def run_service(settings: Settings) -> int:
         loops.append(engine)
     alive, ready = probes(loops, engine if settings.role != "adapters" else None)
     http = HttpServer(metrics_registry, alive=alive, ready=ready)
-    port = http.start(settings.http_host, settings.http_port)
+    try:
+        port = http.start(settings.http_host, settings.http_port)
+    except OSError as err:  # a busy port, an unknown host: one line, not a traceback
+        store.close()
+        print(f"error: {err.strerror or err}", file=sys.stderr)
+        return 2
     log.info("http.listening", port=port, role=settings.role)
 
     def stop(signum: int, _frame: FrameType | None) -> None:

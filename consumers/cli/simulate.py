@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import BinaryIO, Literal, TextIO
 
@@ -44,13 +44,15 @@ def simulate(
     until: datetime | None,
     *,
     fmt: Format = "json",
+    retention: timedelta | None = None,
 ) -> ReplayStats:
-    """Replay `events` (JSON lines, file order); records go to `out` or stdout.
+    """Replay `events` (JSON lines, file order); records go to `out` or stdout. `retention`:
+    closed cases retire after it, as in `run` (None: kept for ever, the default here).
 
     The events file is opened before `out`, so a missing input leaves no empty output behind.
     Raises `OSError` when a file cannot be opened (the CLI reports it in one line).
     """
-    replay = Replay(Engine(registry))
+    replay = Replay(Engine(registry, retention))
     with ExitStack() as stack:
         source = stack.enter_context(events.open("rb"))
         sink: TextIO = (

@@ -9,6 +9,10 @@ per second. `/metrics` is served while it runs. At the end it prints a summary p
 the domain ratios, and writes a self-contained HTML report. Batches are one virtual day;
 `consumers.demo.files` makes each one a commit, so Ctrl-C leaves a folder that the next run
 resumes from.
+
+Closed cases retire as in `fengqiao run` (`DemoOptions.retention`, by default the service's):
+a retired case is deleted from the store, so a long town's store holds only its open and
+recently closed cases.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from types import FrameType
 
@@ -47,6 +52,7 @@ from consumers.demo.town_stats import Tally, ladders_of
 from consumers.runtime.http import HttpServer
 from consumers.runtime.metrics import EngineMetrics
 from consumers.runtime.observe import observe_batch
+from consumers.runtime.settings import Settings
 from engine.batch import BatchReplay, BatchResult, Input
 from engine.core import Engine
 from engine.problems import InvalidWorkflowError
@@ -62,6 +68,9 @@ DEFAULT_PORT = 9464
 INTERRUPTED = 130
 """Exit code after Ctrl-C (128 + SIGINT), as shells report it."""
 
+RETENTION = timedelta(days=Settings.model_fields["retention_days"].default)
+"""Closed cases are kept this long, then retired: the default of `fengqiao run`."""
+
 
 @dataclass(frozen=True)
 class DemoOptions:
@@ -71,6 +80,8 @@ class DemoOptions:
     speed: float = DEFAULT_SPEED
     port: int | None = None
     fresh: bool = False
+    retention: timedelta | None = RETENTION
+    """How long a closed case is kept in the store (None: for ever)."""
 
 
 @dataclass
@@ -148,7 +159,8 @@ def _resume(
     tally = Tally(ladders_of(registry), options.spec.start, town.tz)
     for record in log.read():
         tally.add(record)
-    replay = BatchReplay(Engine(registry), load=lambda case_id: store.get(STORE_PARTITION, case_id),
+    replay = BatchReplay(Engine(registry, options.retention),
+                         load=lambda case_id: store.get(STORE_PARTITION, case_id),
                          restored=store.cases(STORE_PARTITION))  # fmt: skip
     metrics_registry = CollectorRegistry()
     metrics = EngineMetrics.create(metrics_registry, registry)
@@ -327,8 +339,8 @@ def _commit(run: _Run, batch: _Batch, result: BatchResult) -> None:
         seconds=run.base.seconds + run.pace.busy(),
     )  # fmt: skip
     checkpoint = run.log.prepare(lines, checkpoint)
-    changes = {change.case_id: change.after for change in result.changes}
-    run.store.write(STORE_PARTITION, changes, changelog_offset=checkpoint.commit)
+    run.store.write(STORE_PARTITION, result.upserts, result.deletes,
+                    changelog_offset=checkpoint.commit)  # fmt: skip
     run.replay.confirm()
     run.at = checkpoint
     _count(run, result, time.perf_counter() - started)

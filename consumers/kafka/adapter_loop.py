@@ -17,7 +17,7 @@ from typing import Any
 import structlog
 
 from consumers.kafka.membership import Membership, state_name
-from consumers.kafka.transaction import KafkaTransaction
+from consumers.kafka.transaction import KafkaTransaction, group_instance_id
 from consumers.runtime.intake_metrics import BatchTally, IntakeMetrics
 from consumers.runtime.settings import Settings
 from engine.channel_checks import load_channels
@@ -66,6 +66,7 @@ class AdapterLoop:
             settings,
             transactional_id=f"{settings.transactional_id_prefix}-adapters-{settings.instance_id}",
             group_id=settings.adapter_group_id,
+            group_instance_id=group_instance_id(settings, "adapters"),
             role="adapters",
         )
         self.translated = 0

@@ -12,6 +12,11 @@ cases from the changelog and resumes from the committed offsets. Each input keep
 key: an event not keyed by its `case_id` is refused (`key_mismatch`, engine/decode.py) rather
 than applied on a partition that does not own its case.
 
+Closed cases retire inside the same step too (engine/retention.py, `FENGQIAO_RETENTION_DAYS`):
+a retired case is a tombstone in the transaction and a delete from the store after it commits;
+a restore applies the tombstones it reads, so restore time and memory follow the cases that are
+open or retained, not every case ever handled.
+
 Timers fire inside the same step. With the wall clock, idle cases' timers fire only while the
 partition is caught up, so a backlog never lets the wall clock overtake events that happened
 earlier; with the `events` clock the watermark is the latest `occurred_at` seen, exactly as in
@@ -23,6 +28,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable, Mapping
+from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -33,8 +39,8 @@ from structlog.contextvars import bind_contextvars, unbind_contextvars
 from consumers.errors import StoppedError
 from consumers.kafka.admin import TopicsError, admin_client
 from consumers.kafka.changelog import read_changelog
-from consumers.kafka.membership import GroupWatch, Membership
-from consumers.kafka.transaction import KafkaTransaction
+from consumers.kafka.membership import GroupOwners, GroupWatch, Membership, held_partitions
+from consumers.kafka.transaction import KafkaTransaction, group_instance_id
 from consumers.runtime.clock import FixedClock, WallClock
 from consumers.runtime.metrics import EngineMetrics
 from consumers.runtime.observe import observe_batch
@@ -48,6 +54,15 @@ log = structlog.get_logger("fengqiao.engine")
 
 MESSAGE_CONTEXT = ("topic", "partition", "offset", "workflow")
 """Log context bound per input message (never the case id: DESIGN §7)."""
+
+
+def retention_of(settings: Settings) -> timedelta | None:
+    """`FENGQIAO_RETENTION_DAYS` as the core takes it (0: closed cases are kept for ever)."""
+    return timedelta(days=settings.retention_days) if settings.retention_days else None
+
+
+DEFAULT_RETENTION = timedelta(days=Settings.model_fields["retention_days"].default)
+"""The service's retention when nothing is set: what a replay must use to equal `run`."""
 
 
 class EngineLoop:
@@ -64,7 +79,8 @@ class EngineLoop:
         transaction: Transaction | None = None,
     ) -> None:
         self.settings = settings
-        self.engine = engine
+        self.engine = engine.with_retention(retention_of(settings))
+        """The engine handed in, with the service's retention (a setting of `run`)."""
         self.store = store
         self.metrics = metrics
         fixed = settings.fixed_now
@@ -73,11 +89,12 @@ class EngineLoop:
             settings,
             transactional_id=f"{settings.transactional_id_prefix}-{settings.instance_id}",
             group_id=settings.group_id,
+            group_instance_id=group_instance_id(settings, "engine"),
         )
         self.stop = threading.Event()
         self.membership = Membership(session_timeout_s=settings.session_timeout_ms / 1000)
         self.watch = GroupWatch(self.membership, metrics, settings.topic_case_events,
-                                group_members=self._group_members)  # fmt: skip
+                                group_owners=self._group_owners)  # fmt: skip
         self.alive_at = time.monotonic()
         self.partitions: dict[int, BatchReplay] = {}
         self.fatal: str | None = None
@@ -120,16 +137,17 @@ class EngineLoop:
         wait = (min(dues) - self.clock.now()).total_seconds() * 1000
         return int(min(interval, max(0.0, wait)))
 
-    def _group_members(self) -> int | None:
-        """How many members the engine's group has (asked only while this one holds nothing);
-        None when the broker cannot say right now."""
+    def _group_owners(self) -> GroupOwners | None:
+        """Who is in the engine's group and which input partitions they hold (asked only while
+        this one holds nothing); None when the broker cannot say right now."""
         try:
             with admin_client(self.settings, timeout_ms=5_000) as admin:
                 described = admin.describe_groups([self.settings.group_id])
         except (TopicsError, KafkaError) as err:
             log.warning("group.describe_failed", error=type(err).__name__)
             return None
-        return len(described.get(self.settings.group_id, {}).get("members", []))
+        members = described.get(self.settings.group_id, {}).get("members", [])
+        return GroupOwners(len(members), held_partitions(members, self.settings.topic_case_events))
 
     # -- rebalancing ---------------------------------------------------------------------------
 
@@ -229,7 +247,7 @@ class EngineLoop:
         now = WallClock().now()
         for p, result in results.items():
             if result.changes:
-                self.store.write(p, {c.case_id: c.after for c in result.changes})
+                self.store.write(p, result.upserts, result.deletes)
             self.partitions[p].confirm()
             observe_batch(self.metrics, p, result, committed_at=now)
         self.metrics.batch_seconds.observe(time.monotonic() - started)

@@ -6,8 +6,11 @@ a fresh group is often empty; before this module the engine answered `/readyz` r
 assignment callback, even an empty one, and `/healthz` ok as long as `poll()` returned.
 
 - **ready** (`/readyz`): the member is *stable* in its group, its assignment has been restored
-  from the changelog, and it holds partitions — or holds none because the group has at least as
-  many members as the input has partitions (a standby).
+  from the changelog, and it holds partitions — or holds none because the other members hold
+  every input partition (a standby). Counting members is not enough: the first assignment of a
+  fresh group is often empty (the leader assigned before it knew the topic), and a lone member
+  of a one-partition group then looked like a standby, ready while nobody consumed, until the
+  next rebalance (~0.5 s).
 - **alive** (`/healthz`): not unsettled (unjoined or rebalancing) *without a join request in
   flight* for more than `UNSETTLED_SESSIONS` session timeouts in a row while subscribed. A member
   waiting for the broker's answer to its JoinGroup is in a healthy, maybe long rebalance (the
@@ -23,8 +26,9 @@ at most every `WATCH_INTERVAL_S`.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 from kafka.errors import KafkaError
@@ -55,6 +59,33 @@ def state_name(raw: object) -> str:
     return name if name in GROUP_STATES else "unjoined"
 
 
+@dataclass(frozen=True)
+class GroupOwners:
+    """The group as the broker describes it: how many members, which input partitions they
+    hold (from their current assignments)."""
+
+    members: int
+    held: frozenset[int]
+
+    def covers(self, partitions: int) -> bool:
+        return partitions > 0 and self.held >= frozenset(range(partitions))
+
+
+def held_partitions(members: Iterable[Mapping[str, Any]], topic: str) -> frozenset[int]:
+    """The partitions of `topic` in the members' assignments, as kafka-python 3.0.12's admin
+    `describe_groups` decodes them (`member_assignment.assigned_partitions`); anything it
+    could not decode holds nothing."""
+    held: set[int] = set()
+    for member in members:
+        assignment = member.get("member_assignment")
+        if not isinstance(assignment, Mapping):
+            continue
+        for entry in assignment.get("assigned_partitions") or ():
+            if isinstance(entry, Mapping) and entry.get("topic") == topic:
+                held.update(int(p) for p in entry.get("partitions") or ())
+    return frozenset(held)
+
+
 @dataclass
 class Membership:
     """The group as this member last saw it, and what follows for readiness and liveness."""
@@ -68,8 +99,8 @@ class Membership:
     assigned: frozenset[int] | None = None
     """Partitions of the last assignment (None before the first one)."""
     restored: bool = False
-    group_members: int | None = None
-    """Members of the group at the last look (only asked while this member holds nothing)."""
+    group: GroupOwners | None = None
+    """The group at the last look (only asked while this member holds nothing)."""
     input_partitions: int | None = None
 
     def subscribe(self, now: float) -> None:
@@ -81,9 +112,11 @@ class Membership:
             self.settled_at = now
 
     def assigning(self, partitions: frozenset[int]) -> None:
-        """An assignment arrived; it is restored next (the listener runs the restore)."""
-        self.assigned, self.restored = partitions, False
-        self.group_members = None  # who else is there may have changed
+        """An assignment arrived; it is restored next (the listener runs the restore). The
+        probes read from another thread: `restored` falls before `assigned` changes."""
+        self.restored = False
+        self.assigned = partitions
+        self.group = None  # who else is there, holding what, may have changed
 
     def assignment_restored(self) -> None:
         self.restored = True
@@ -93,28 +126,29 @@ class Membership:
 
     @property
     def standby(self) -> bool:
-        """Holding nothing is right: the group has a member for every input partition."""
-        members, partitions = self.group_members, self.input_partitions
-        return members is not None and partitions is not None and members >= partitions
+        """Holding nothing is right: the other members hold every input partition."""
+        group, partitions = self.group, self.input_partitions
+        return group is not None and partitions is not None and group.covers(partitions)
 
     def readiness(self) -> tuple[bool, str]:  # noqa: PLR0911 - one answer per step of joining
         if self.subscribed_at is None:
             return False, "not subscribed yet"
         if self.state != "stable":
             return False, f"consumer group {self.state} (generation {self.generation})"
-        if self.assigned is None:
+        assigned = self.assigned  # read once, before `restored` (see `assigning`)
+        if assigned is None:
             return False, "waiting for the first assignment"
         if not self.restored:
             return False, "restoring partitions from the changelog"
-        if self.assigned:
+        if assigned:
             return True, "ready"
         if self.standby:
-            return True, "ready (standby: the group has a member for every partition)"
-        if self.group_members is None:
-            return False, "holds no partitions; asking the group how many members it has"
+            return True, "ready (standby: the other members hold every partition)"
+        if self.group is None or self.input_partitions is None:
+            return False, "holds no partitions; asking the group who holds them"
         return False, (
-            f"holds no partitions while the group has {self.group_members} members for "
-            f"{self.input_partitions} partitions"
+            f"holds no partitions while the group has {self.group.members} members for "
+            f"{self.input_partitions} partitions ({len(self.group.held)} of them held)"
         )
 
     def liveness(self, now: float) -> tuple[bool, str]:
@@ -139,8 +173,8 @@ class GroupWatch:
     membership: Membership
     metrics: EngineMetrics
     topic: str
-    group_members: Callable[[], int | None]
-    """Asks the broker how many members the group has (an admin call; None: no answer)."""
+    group_owners: Callable[[], GroupOwners | None]
+    """Asks the broker who is in the group, holding what (an admin call; None: no answer)."""
     clock: Callable[[], float] = time.monotonic
     _last_watch: float = field(default=float("-inf"))
 
@@ -174,4 +208,4 @@ class GroupWatch:
             self.metrics.group_lag.set(lag)
         held = self.membership.assigned
         if state == "stable" and held is not None and not held:
-            self.membership.group_members = self.group_members()
+            self.membership.group = self.group_owners()

@@ -9,7 +9,16 @@ commit. What can go wrong is sorted here, once, into our errors (consumers/error
   to its committed offsets of every assigned partition, and `commit` returns False; the caller
   rewinds its own state (the store still has the last committed cases) and polls again;
 - another process took our transactional id (`FencedError`, not retryable): raised; the process
-  must stop, its successor resumes exactly once.
+  must stop, its successor resumes exactly once. Likewise when another consumer joined the group
+  with our `group_instance_id` (static membership, KIP-345): `poll` raises `FencedError`.
+
+Static membership is what makes a restart fast: a process killed and restarted with the same
+`FENGQIAO_INSTANCE_ID` rejoins under the same `group_instance_id`, and the broker hands it the
+dead member's partitions at once, without a rebalance and without waiting out the session
+timeout. kafka-python 3.0.12 supports it (JoinGroup v5+ carries the id; a fenced id ends the join
+with `FencedInstanceIdError`) but, like Java's client, never sends LeaveGroup for a static member
+on close; `close` asks it to (as Java's `CloseOptions.LEAVE_GROUP`, KIP-1092 does), so SIGTERM
+still moves the partitions at once.
 
 It implements the `Transaction` port (engine/ports.py) the loops are written against, so the
 loops' unit tests drive them with a fake in milliseconds (tests/unit/test_loops.py).
@@ -19,7 +28,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 from kafka import (
@@ -30,6 +39,7 @@ from kafka import (
     TopicPartition,
 )
 from kafka.errors import (
+    FencedInstanceIdError,
     IllegalStateError,
     InvalidProducerEpochError,
     KafkaError,
@@ -59,17 +69,33 @@ def client_config(settings: Settings) -> dict[str, object]:
     return {**kafka_client_config(settings), "reconnect_backoff_max_ms": 2000}
 
 
+def group_instance_id(settings: Settings, loop: Literal["engine", "adapters"]) -> str | None:
+    """The consumer's `group.instance.id` (None: a dynamic member, FENGQIAO_STATIC_MEMBERSHIP
+    off). The adapters' differs from the engine's, so the two may even share a group."""
+    if not settings.static_membership:
+        return None
+    return settings.instance_id if loop == "engine" else f"{settings.instance_id}-adapters"
+
+
 class KafkaTransaction:
     """The `Transaction` port over kafka-python (see the module docstring)."""
 
     def __init__(
-        self, settings: Settings, *, transactional_id: str, group_id: str, role: str = "engine"
+        self,
+        settings: Settings,
+        *,
+        transactional_id: str,
+        group_id: str,
+        group_instance_id: str | None = None,
+        role: str = "engine",
     ) -> None:
         self.settings = settings
         self.role = role
         """Names its log events (`engine.fenced`, `adapters.fenced`: the runbooks look for them)."""
         self.transactional_id = transactional_id
         self.group_id = group_id
+        self.group_instance_id = group_instance_id
+        """Static membership (None: a dynamic member, which gets a new identity on every join)."""
         self._client = client_config(settings)
         self._producer: KafkaProducer | None = None
         self._consumer: KafkaConsumer | None = None
@@ -95,6 +121,7 @@ class KafkaTransaction:
             enable_auto_commit=False, auto_offset_reset="earliest",
             max_poll_records=s.batch_max_records, session_timeout_ms=s.session_timeout_ms,
             heartbeat_interval_ms=heartbeat_interval_ms(s.session_timeout_ms),
+            group_instance_id=self.group_instance_id,
         )  # fmt: skip
         if listener is None:
             self._consumer.subscribe(list(topics))
@@ -102,7 +129,11 @@ class KafkaTransaction:
             self._consumer.subscribe(list(topics), listener=listener)
 
     def poll(self, timeout_ms: int) -> Mapping[TopicPartition, list[Any]]:
-        polled: Mapping[TopicPartition, list[Any]] = self.consumer.poll(timeout_ms=timeout_ms)
+        try:
+            polled: Mapping[TopicPartition, list[Any]] = self.consumer.poll(timeout_ms=timeout_ms)
+        except FencedInstanceIdError as err:
+            raise self._fenced(err, f"another process joined the group as "
+                                    f"{self.group_instance_id!r}") from None  # fmt: skip
         return polled
 
     def commit(self, sends: Iterable[Send], offsets: Mapping[TopicPartition, int]) -> bool:
@@ -202,8 +233,22 @@ class KafkaTransaction:
         return len(tps), lag
 
     def close(self) -> None:
-        """Leave the group (partitions move at once) and close the producer."""
+        """Leave the group (partitions move at once), also as a static member, and close the
+        producer."""
         if self._consumer is not None:
+            _leave_on_close(self._consumer)
             self._consumer.close()
         if self._producer is not None:
             self._producer.close()
+
+
+def _leave_on_close(consumer: KafkaConsumer) -> None:
+    """Make `consumer.close()` send LeaveGroup even for a static member.
+
+    kafka-python 3.0.12 decides in `BaseCoordinator.is_dynamic_member()` (a static member "never
+    sends LeaveGroup", as in Java without KIP-1092); its LeaveGroup already names our
+    `group_instance_id`, which the broker needs to remove a static member. Answering True on
+    this one coordinator sends it. A release without that method closes as it always did."""
+    coordinator = getattr(consumer, "_coordinator", None)
+    if coordinator is not None and callable(getattr(coordinator, "is_dynamic_member", None)):
+        coordinator.is_dynamic_member = lambda: True

@@ -118,11 +118,12 @@ class CaseTally:
             self.total[key] += sign
             self.dirty.add(key)
 
-    def update(self, partition: int, before: Case | None, after: Case) -> None:
-        """A committed change of one case."""
+    def update(self, partition: int, before: Case | None, after: Case | None) -> None:
+        """A committed change of one case (after None: retired)."""
         if before is not None:
             self.add(partition, before, -1)
-        self.add(partition, after)
+        if after is not None:
+            self.add(partition, after)
 
     def drop(self, partition: int) -> None:
         """Forget a partition (revoked, or about to be restored from scratch)."""

@@ -3,17 +3,16 @@
 Two kinds, one place (DESIGN §7; names are a contract once dashboards and rules use them):
 
 - **Business metrics** are derived from what the engine *committed*: `observe_records` turns a
-  batch of output records into counters and histograms (transitions, SLA warnings and
-  breaches, closures, time in state, processing latency), and `CaseTally` (consumers/
-  case_gauges.py) turns the cases held into gauges (open, at risk, overdue, paused).
-  `fengqiao run` feeds them after each committed transaction; the demo feeds the same
-  functions, so a dashboard reads the same whether it watches the service or the demo.
-- **Engine metrics** (batches, transactions, lag, restore) are set by the Kafka loop itself.
+  batch of output records into counters and histograms (transitions, SLA warnings and breaches,
+  closures, time in state, processing latency), and `CaseTally` (case_gauges.py) turns the
+  cases held into gauges (open, at risk, overdue, paused). `fengqiao run` feeds them after each
+  commit; the demo feeds the same functions, so a dashboard reads the same for both.
+- **Engine metrics** (batches, transactions, lag, restore, cases held and retired after their
+  retention) are set by the Kafka loop itself.
 
 Label values are bounded sets taken from the loaded workflows (names, states, tiers, triggers,
 outcomes), the fixed rejection reasons and partition numbers: never a case id, event id or
-anything personal. Names carry the `fengqiao_` prefix and Prometheus' `_total`/`_seconds`
-suffixes.
+anything personal. Names carry the `fengqiao_` prefix and Prometheus' `_total`/`_seconds` suffixes.
 """
 
 from __future__ import annotations
@@ -291,6 +290,7 @@ class EngineMetrics:
     partitions: Gauge
     pending_timers: Gauge
     cases: Gauge
+    retired: Counter
     restore_seconds: Histogram
     restore_remaining: Gauge
     group_state: Enum
@@ -332,8 +332,9 @@ class EngineMetrics:
                              "Input partitions this process owns.", registry=r),
             pending_timers=Gauge("fengqiao_pending_timers", "Cases with a pending SLA timer.",
                                  registry=r),
-            cases=Gauge("fengqiao_cases_in_store", "Cases held for the assigned partitions.",
+            cases=Gauge("fengqiao_cases_in_store", "Cases held: open, or closed and retained.",
                         registry=r),
+            retired=Counter("fengqiao_cases_retired_total", "Closed cases retired.", registry=r),
             restore_seconds=Histogram(
                 "fengqiao_restore_duration_seconds",
                 "Time to restore one partition's cases from the changelog.",

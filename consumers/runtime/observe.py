@@ -22,7 +22,8 @@ def observe_batch(
     """Counters and histograms of the batch's records, and the gauges' tally moved from each
     changed case's before to its after (time in state needs when the case entered its previous
     state: the `before` copy says). `committed_at` (wall clock) feeds the processing latency;
-    None where time is virtual (the demo). Publishing the gauges is the caller's turn."""
+    None where time is virtual (the demo). A retired case leaves the tally (it was closed, so
+    it counted nothing) and is counted. Publishing the gauges is the caller's turn."""
     metrics.events.inc(result.events)
     for source, count in result.duplicates_by_source.items():
         label = source if source in metrics.sources else OTHER_SOURCE
@@ -33,3 +34,4 @@ def observe_batch(
     )
     for change in result.changes:
         metrics.tally.update(partition, change.before, change.after)
+    metrics.retired.inc(result.retired)

@@ -85,12 +85,12 @@ class Settings(BaseSettings):
             "FENGQIAO_KAFKA_BOOTSTRAP_SERVERS",
         ),
     )
-    security_protocol: SecurityProtocol = "PLAINTEXT"
+    security_protocol: SecurityProtocol = Field("PLAINTEXT", description="TLS, SASL, both or none.")
     sasl_mechanism: SaslMechanism | None = Field(
         default=None, description="Required with SASL_PLAINTEXT / SASL_SSL."
     )
-    sasl_username: str | None = None
-    sasl_password: SecretStr | None = None
+    sasl_username: str | None = Field(default=None, description="SASL user name.")
+    sasl_password: SecretStr | None = Field(default=None, description="SASL password.")
     ssl_cafile: FilePath | None = Field(
         default=None, description="CA bundle (PEM) to verify the brokers; system CAs if unset."
     )
@@ -101,27 +101,40 @@ class Settings(BaseSettings):
     ssl_password: SecretStr | None = Field(
         default=None, description="Password of the client private key."
     )
-    ssl_check_hostname: bool = True
+    ssl_check_hostname: bool = Field(True, description="Verify the brokers' host names (TLS).")
 
     # -- identity -----------------------------------------------------------------------------
-    group_id: KafkaName = "fengqiao-engine"
-    transactional_id_prefix: KafkaName = "fengqiao-engine"
+    group_id: KafkaName = Field("fengqiao-engine", description="Consumer group of the engines.")
+    transactional_id_prefix: KafkaName = Field(
+        "fengqiao-engine", description="The producer's transactional id is <prefix>-<instance_id>."
+    )
     instance_id: KafkaName = Field(
         default_factory=socket.gethostname,
         description=(
             "Stable name of this engine process (default: the hostname). The producer's "
             "transactional id is `<transactional_id_prefix>-<instance_id>`: a restarted process "
             "must reuse its instance id so that its transactional id fences its predecessor "
-            "(a zombie can then no longer commit). Two live processes must never share one. "
+            "(a zombie can then no longer commit); with static_membership it also names the "
+            "process in its consumer groups. Two live processes must never share one. "
             "In Kubernetes use a StatefulSet pod name, not a Deployment's random pod name."
+        ),
+    )
+    static_membership: bool = Field(
+        default=True,
+        description=(
+            "Join the consumer groups as a static member named after instance_id (KIP-345): a "
+            "process restarted with the same instance id takes its partitions back at once, "
+            "without a rebalance, if it is back within the session timeout. A member that dies "
+            "for good keeps its partitions until the session timeout ends (as without it). "
+            "SIGTERM still leaves the group, so its partitions move at once."
         ),
     )
 
     # -- topics -------------------------------------------------------------------------------
-    topic_case_events: KafkaName = "fengqiao.case-events"
-    topic_transitions: KafkaName = "fengqiao.transitions"
-    topic_case_state: KafkaName = "fengqiao.case-state"
-    topic_dead_letter: KafkaName = "fengqiao.dead-letter"
+    topic_case_events: KafkaName = Field("fengqiao.case-events", description="Case events in.")
+    topic_transitions: KafkaName = Field("fengqiao.transitions", description="Records out.")
+    topic_case_state: KafkaName = Field("fengqiao.case-state", description="Compacted changelog.")
+    topic_dead_letter: KafkaName = Field("fengqiao.dead-letter", description="Refused input.")
     partitions: PositiveInt = Field(
         default=6, description="Partitions of case-events and case-state when creating topics."
     )
@@ -136,7 +149,7 @@ class Settings(BaseSettings):
             description="Intake topics are <prefix><channel>: one per upstream system.",
         )
     )
-    adapter_group_id: KafkaName = "fengqiao-adapters"
+    adapter_group_id: KafkaName = Field("fengqiao-adapters", description="The adapters' group.")
     person_key_secret: SecretStr | None = Field(
         default=None,
         description="HMAC key for `person_key` (links reports by the same person without "
@@ -145,19 +158,29 @@ class Settings(BaseSettings):
     role: Literal["all", "engine", "adapters"] = Field(
         default="all", description="What `fengqiao run` runs: both loops, or one of them."
     )
-    workflows: Path = Path("workflows")
+    workflows: Path = Field(Path("workflows"), description="Folder of workflow files.")
     store: str = Field(default="memory", description='"memory" or "sqlite:PATH".')
-    batch_max_records: PositiveInt = 500
-    commit_interval_ms: PositiveInt = 100
-    transaction_timeout_ms: PositiveInt = 10000
+    retention_days: int = Field(
+        default=90, ge=0, le=36500,
+        description="Days of domain time a closed case is kept (duplicates recognised, late "
+        "events refused as a closed case's, lookups), then retired: deleted from the store and "
+        "tombstoned in the changelog. Later events for it find no case; 0 keeps closed cases.",
+    )  # fmt: skip
+    batch_max_records: PositiveInt = Field(500, description="Most inputs in one batch.")
+    commit_interval_ms: PositiveInt = Field(100, description="Longest wait for input per batch.")
+    transaction_timeout_ms: PositiveInt = Field(
+        10000, description="The broker aborts a transaction left open longer (by a dead process)."
+    )
     session_timeout_ms: int = Field(
         default=45000,
         ge=6000,
         le=300000,
         description=(
             "Consumer-group session timeout: a member silent this long is dropped and its "
-            "partitions move. `/healthz` fails after 3 of them without a stable membership. "
-            "Within the broker's group.min/max.session.timeout.ms (6 s and 30 min by default)."
+            "partitions move (failover of a crashed process takes this long; with static "
+            "membership a restart within it keeps the partitions, without a rebalance). "
+            "`/healthz` fails after 3 of them without a stable membership. Within the broker's "
+            "group.min/max.session.timeout.ms (6 s and 30 min by default)."
         ),
     )
     clock: ClockMode = Field(
@@ -174,7 +197,8 @@ class Settings(BaseSettings):
     )
 
     # -- HTTP (/metrics, /healthz, /readyz) ---------------------------------------------------
-    http_host: str = "0.0.0.0"  # noqa: S104 - a container's metrics endpoint listens on all interfaces
+    # A container's metrics endpoint listens on all interfaces.
+    http_host: str = Field("0.0.0.0", description="Address of the HTTP endpoints.")  # noqa: S104
     http_port: int = Field(default=9464, ge=0, le=65535, description="0 = pick a free port.")
 
     # -- validation ---------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from consumers.kafka.engine_loop import DEFAULT_RETENTION
 from consumers.kafka.topics import create_topics
 from consumers.runtime.settings import Settings
 from engine.core import Engine
@@ -92,8 +93,9 @@ def native_stream(cases: int, seed: int) -> list[tuple[bytes, bytes]]:
 def expected(
     messages: list[tuple[bytes, bytes]], ticks: list[bytes]
 ) -> tuple[dict[str, list[str]], Replay, int]:
-    """What `simulate` says: per-case records, the final replay state, canonical event count."""
-    replay = Replay(Engine(WorkflowRegistry.load(ROOT / "workflows")))
+    """What `simulate` says: per-case records, the final replay state, canonical event count
+    (with the engines' retention: closed cases retire in both, the changelog tombstones them)."""
+    replay = Replay(Engine(WorkflowRegistry.load(ROOT / "workflows"), DEFAULT_RETENTION))
     ctx = IntakeContext(CHANNELS)
     out: list[dict[str, Any]] = []
     canonical = 0

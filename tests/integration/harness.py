@@ -11,11 +11,13 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from consumers.kafka.engine_loop import DEFAULT_RETENTION
 from engine.core import Engine
 from engine.registry import WorkflowRegistry
 from engine.replay import Replay
@@ -96,8 +98,12 @@ def read_all(
     return out
 
 
-def simulate(workflows: Path, lines: list[bytes]) -> list[dict[str, Any]]:
-    replay = Replay(Engine(WorkflowRegistry.load(workflows)))
+def simulate(
+    workflows: Path, lines: list[bytes], retention: timedelta | None = DEFAULT_RETENTION
+) -> list[dict[str, Any]]:
+    """What `simulate` says, with the engine's retention (`run` retires closed cases after the
+    default `FENGQIAO_RETENTION_DAYS` unless a test sets it)."""
+    replay = Replay(Engine(WorkflowRegistry.load(workflows), retention))
     out: list[dict[str, Any]] = []
     for i, line in enumerate(lines):
         out.extend(r.model_dump(mode="json") for r in replay.feed(line, f"sim:{i}"))

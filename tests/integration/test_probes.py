@@ -99,11 +99,33 @@ def test_ready_only_once_the_member_holds_its_restored_partitions(
         assert "fengqiao_consumer_group_rebalances_total" in metrics
 
 
+def test_a_lone_member_is_never_ready_without_its_partition(
+    make_topics: Callable[..., Settings],
+) -> None:
+    """A fresh one-partition group: the first assignment is often empty (the leader assigned
+    before it knew the topic). As many members as partitions once made that a ready "standby"
+    for ~0.5 s while nobody consumed; every ready answer must now come with the partition."""
+    settings = make_topics(partitions=1, session_timeout_ms=SESSION_TIMEOUT_MS)
+    answers: list[tuple[bool, str]] = []
+    with running(settings) as engine:
+        membership = engine.loop.membership
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            answer = membership.readiness()
+            answers.append(answer)
+            if answer[0] and membership.assigned == frozenset({0}):
+                break
+            time.sleep(0.002)
+        else:
+            raise AssertionError(f"never ready with its partition: {answers[-1]}")
+    assert all(reason == "ready" for ok, reason in answers if ok), sorted(set(answers))
+
+
 def test_a_member_without_partitions_is_ready_only_as_a_standby(
     make_topics: Callable[..., Settings], settings_factory: Callable[..., Settings]
 ) -> None:
-    """One partition, two members: the second holds nothing and the group has a member for
-    every partition, so it is a ready standby."""
+    """One partition, two members: the second holds nothing and the other member holds every
+    partition, so it is a ready standby."""
     first = make_topics(partitions=1, session_timeout_ms=SESSION_TIMEOUT_MS)
     second = settings_factory(partitions=1, session_timeout_ms=SESSION_TIMEOUT_MS)
     with running(first) as a:

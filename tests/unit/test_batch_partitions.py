@@ -122,7 +122,7 @@ def run(
                 assert [o.value for o in again.outputs] == [o.value for o in result.outputs]
                 assert [c.snapshot for c in again.changes] == [c.snapshot for c in result.changes]
                 result = again
-            store.write(p, {c.case_id: c.after for c in result.changes})
+            store.write(p, result.upserts)
             part.confirm()
             assert all(o.source is None or o.source < len(batch) for o in result.outputs)
             refusals.update((r.case_id, r.event_id, r.reason) for r in result.refusals)
@@ -247,7 +247,7 @@ def test_before_is_the_case_as_the_store_had_it(engine: Engine) -> None:
     c1, c2 = two_reports()
     opened = part.step([c1])
     assert [(c.case_id, c.before) for c in opened.changes] == [("c1", None)]
-    store.write(0, {c.case_id: c.after for c in opened.changes})
+    store.write(0, opened.upserts)
     part.confirm()
     moved = part.step([c2])  # fires c1's timers, opens c2
     assert [c.case_id for c in moved.changes] == ["c1", "c2"]
@@ -264,7 +264,7 @@ def test_duplicates_are_counted(engine: Engine) -> None:
     result = part.step([c1, c1])
     assert (result.events, result.duplicates) == (2, 1)
     assert {o.source for o in result.outputs} == {0}
-    store.write(0, {c.case_id: c.after for c in result.changes})
+    store.write(0, result.upserts)
     part.confirm()
     again = part.step([c1])
     assert (again.events, again.duplicates, again.outputs, again.changes) == (1, 1, (), ())

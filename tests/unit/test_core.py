@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from engine.case import Case
-from engine.core import Decision, Engine
+from engine.core import Engine
+from engine.decision import Decision
 from schemas.events import CaseEvent
 from schemas.records import CaseClosed, CaseTransitioned, SlaChanged
 

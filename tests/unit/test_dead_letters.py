@@ -123,7 +123,7 @@ def test_a_key_mismatch_is_refused_not_applied_and_counted(
     part.confirm()
     right = part.step([Input(line("c1"), "fengqiao.case-events/3/42", key=KafkaKey(b"c1"))])
     assert not right.refusals
-    assert [c.after.state for c in right.changes] == ["court.mediating"]
+    assert [c.state for c in right.upserts.values()] == ["court.mediating"]
     prom = counted(registry, wrong, right)
     rejected = "fengqiao_events_rejected_total"
     assert prom.get_sample_value(rejected, {"reason": "key_mismatch"}) == 1

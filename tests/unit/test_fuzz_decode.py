@@ -81,8 +81,9 @@ def check_through_the_core(engine: Engine, lines: list[bytes]) -> None:
             json.loads(out.value)
             assert out.key == ((out.record.case_id or "").encode() or None)
         for change in result.changes:
+            assert change.snapshot is not None
             assert decode_case(change.snapshot) == change.after
-        store.write(0, {c.case_id: c.after for c in result.changes})
+        store.write(0, result.upserts, result.deletes)
         replay.confirm()
 
 

@@ -139,7 +139,7 @@ class FakeTransaction:
         yield chunk
 
     def records(self, topic: str) -> list[dict[str, Any]]:
-        return [json.loads(s.value) for s in self.output if s.topic == topic]
+        return [json.loads(s.value) for s in self.output if s.topic == topic and s.value]
 
     def settled(self) -> bool:
         return all(self.committed.get(tp, 0) == len(self.log[tp]) for tp in self.position)
@@ -179,7 +179,7 @@ def make_rig(
     def make(fake: FakeTransaction, settings: Settings, *, clock: Clock | None = None,
              opened: bool = True) -> Rig:  # fmt: skip
         monkeypatch.setattr(engine_loop, "read_changelog", fake.read_changelog)
-        monkeypatch.setattr(EngineLoop, "_group_members", lambda _: pytest.fail("asked a broker"))
+        monkeypatch.setattr(EngineLoop, "_group_owners", lambda _: pytest.fail("asked a broker"))
         prom, store = CollectorRegistry(), MemoryStore()
         metrics = EngineMetrics.create(prom, registry)
         loop = EngineLoop(settings, engine, store, metrics, clock=clock, transaction=fake)
@@ -410,7 +410,7 @@ def test_adapter_loop_translates_dead_letters_and_counts_only_committed_batches(
     assert (loop.translated, loop.refused) == (1, 1)
     events = [s for s in fake.output if s.topic == settings.topic_case_events]
     assert [s.key for s in events] == [b"grid:ZJ-2026-0001"]
-    assert json.loads(events[0].value)["type"] == "case.reported"
+    assert json.loads(events[0].value or b"")["type"] == "case.reported"
     [dead] = fake.records(settings.topic_dead_letter)
     assert dead["reason"] == "schema_invalid"
     assert dead["headers"] == {"trace": "t-1"}

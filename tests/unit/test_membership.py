@@ -3,14 +3,18 @@ rules on the real broker, with a stuck member: tests/integration/test_probes.py)
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from consumers.kafka.membership import (
     UNSETTLED_SESSIONS,
+    GroupOwners,
     Membership,
     heartbeat_interval_ms,
+    held_partitions,
     state_name,
 )
 
@@ -44,18 +48,74 @@ def test_not_ready_until_subscribed_stable_assigned_and_restored() -> None:
 
 def test_an_empty_assignment_is_ready_only_as_a_standby() -> None:
     m = _joined(frozenset())
+    assert m.readiness() == (False, "holds no partitions; asking the group who holds them")
+    m.input_partitions, m.group = 4, GroupOwners(members=1, held=frozenset())
     assert m.readiness() == (
-        False, "holds no partitions; asking the group how many members it has"
+        False, "holds no partitions while the group has 1 members for 4 partitions (0 of them held)"
     )  # fmt: skip
-    m.input_partitions, m.group_members = 4, 1
-    assert m.readiness() == (
-        False, "holds no partitions while the group has 1 members for 4 partitions"
-    )  # fmt: skip
-    m.group_members = 5
-    assert m.readiness() == (True, "ready (standby: the group has a member for every partition)")
+    m.group = GroupOwners(members=5, held=frozenset(range(4)))
+    assert m.readiness() == (True, "ready (standby: the other members hold every partition)")
     m.assigning(frozenset())  # a new assignment: who else is there must be asked again
     m.assignment_restored()
     assert m.readiness()[0] is False
+
+
+def test_the_empty_first_assignment_of_a_fresh_group_is_not_a_standby() -> None:
+    """A fresh group's leader often assigns before it knows the topic: the lone member of a
+    one-partition group holds nothing, and so does everyone else. As many members as partitions
+    made it a ready "standby" (until the next rebalance, ~0.5 s) while nobody consumed; it is
+    not ready until someone holds every partition."""
+    m = _joined(frozenset())
+    m.input_partitions, m.group = 1, GroupOwners(members=1, held=frozenset())
+    assert m.readiness() == (
+        False, "holds no partitions while the group has 1 members for 1 partitions (0 of them held)"
+    )  # fmt: skip
+    m.group = GroupOwners(members=3, held=frozenset({0, 2}))  # members enough, one unowned
+    m.input_partitions = 3
+    assert m.readiness()[0] is False
+    m.assigning(frozenset({0}))  # the next rebalance brings the partition
+    assert m.readiness() == (False, "restoring partitions from the changelog")
+    m.assignment_restored()
+    assert m.readiness() == (True, "ready")
+
+
+def test_readiness_never_pairs_a_new_assignment_with_the_last_restore() -> None:
+    """The probes read from the HTTP thread while the loop's listener assigns: `restored` must
+    fall before `assigned` changes, so no reader sees the new partitions as restored."""
+    writes: list[tuple[str, bool]] = []
+
+    class Spy(Membership):
+        def __setattr__(self, name: str, value: object) -> None:
+            if name == "assigned":
+                writes.append((name, getattr(self, "restored", False)))
+            super().__setattr__(name, value)
+
+    spy = Spy(session_timeout_s=10)
+    spy.subscribe(0.0)
+    spy.observe("stable", 2, 1.0)
+    spy.assigning(frozenset({0}))
+    spy.assignment_restored()
+    writes.clear()
+    spy.assigning(frozenset({0, 1}))
+    assert writes == [("assigned", False)]  # restored already False when assigned changed
+    assert spy.readiness() == (False, "restoring partitions from the changelog")
+
+
+def test_held_partitions_reads_kafka_pythons_described_assignments() -> None:
+    members: list[dict[str, Any]] = [
+        {"member_assignment": {"assigned_partitions": [
+            {"topic": "events", "partitions": [0, 2]}, {"topic": "other", "partitions": [1]},
+        ]}},
+        {"member_assignment": {"assigned_partitions": [{"topic": "events", "partitions": [1]}]}},
+        {"member_assignment": b"\x00undecodable"},
+        {"member_assignment": None},
+        {},
+    ]  # fmt: skip
+    assert held_partitions(members, "events") == frozenset({0, 1, 2})
+    assert held_partitions(members, "absent") == frozenset()
+    assert GroupOwners(2, frozenset({0, 1, 2})).covers(3)
+    assert not GroupOwners(2, frozenset({0, 1})).covers(3)
+    assert not GroupOwners(2, frozenset()).covers(0)
 
 
 def test_alive_while_settled_dead_after_three_unsettled_session_timeouts() -> None:

@@ -14,7 +14,8 @@ from textwrap import dedent
 from typing import Any
 
 from engine.case import Case
-from engine.core import Decision, Engine
+from engine.core import Engine
+from engine.decision import Decision
 from engine.registry import WorkflowRegistry
 from engine.validate import check_file
 from schemas.events import CaseEvent

@@ -1,0 +1,29 @@
+"""The core's answer to one event or one clock tick: what the shell must persist.
+
+Kept apart from engine/core.py (which holds how the answer is reached) so that the replay and
+the shell can read an answer without the rules that made it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engine.case import Case, Timer
+from schemas.records import CaseRecord, EventRejected
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What the shell must persist: the new case, its records, its pending timers."""
+
+    case: Case | None
+    records: tuple[CaseRecord, ...] = ()
+    rejection: EventRejected | None = None
+    duplicate: bool = False
+    retired: bool = False
+    """The case as it was is retired (its retention after closing has passed): forget it.
+    `case` is then None, or the new case a re-sent `case.reported` opened under the same id."""
+
+    @property
+    def timers(self) -> tuple[Timer, ...]:
+        return self.case.timers() if self.case else ()
