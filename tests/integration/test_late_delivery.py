@@ -12,7 +12,6 @@ settlement resolved at the grid, and no breach. `tests/unit/test_lateness.py` ha
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,22 +20,8 @@ import pytest
 
 from consumers.kafka.topics import create_topics
 from consumers.runtime.settings import Settings
-from tests.integration.harness import ROOT, EngineProcess, produce, read_all
-
-LATENESS = {
-    "hotline-12345-v2.yaml": "lateness:\n  hotline-12345: {hours: 3}\n  grid: {hours: 2}\n",
-    "dispute-escalation.yaml": "lateness:\n  grid: {hours: 12}\n  center: {hours: 2}\n",
-}
-
-
-def _folder(into: Path, lateness: bool) -> Path:
-    folder = into / ("late" if lateness else "plain")
-    shutil.copytree(ROOT / "workflows", folder, ignore=shutil.ignore_patterns("tests", "channels"))
-    if lateness:
-        for name, text in LATENESS.items():
-            path = folder / name
-            path.write_text(path.read_text(encoding="utf-8") + text, encoding="utf-8")
-    return folder
+from tests.integration.harness import EngineProcess, produce, read_all
+from tests.unit.test_lateness import folder_with
 
 
 def _event(n: int, case: str, type_: str, when: str, source: str, **payload: Any) -> bytes:
@@ -102,7 +87,7 @@ def test_an_act_in_time_delivered_late(
     kafka_bootstrap: str, unique_name: Callable[[str], str], tmp_path: Path, now: str,
     lateness: bool,
 ) -> None:  # fmt: skip
-    records, dead = _run(kafka_bootstrap, unique_name("fq"), _folder(tmp_path, lateness), now,
+    records, dead = _run(kafka_bootstrap, unique_name("fq"), folder_with(tmp_path, lateness), now,
                          lines=STORIES[now], log=tmp_path / "engine.log")  # fmt: skip
     types = [r["type"] for r in records]
     last = [r for r in records if r["type"] == "case.transitioned"][-1]
