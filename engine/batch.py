@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from engine.case import Case
@@ -128,6 +128,8 @@ class BatchResult:
     retired: int = 0
     """Closed cases retired in this batch (each a change with no `after`, unless a re-sent
     report opened a new case under its id in the same batch)."""
+    corrections: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    """Cases re-derived for a late event (engine/correction.py), by (workflow, its source)."""
 
     @property
     def upserts(self) -> dict[str, Case]:
@@ -217,6 +219,7 @@ class BatchReplay:
     ) -> BatchResult:
         replay = self._replay
         duplicates = dict(replay.stats.duplicates_by_source)
+        corrections = dict(replay.stats.corrections)
         retired = replay.stats.retired
         replay.retire_budget = MAX_RETIREMENTS_PER_BATCH
         outputs: list[Output] = []
@@ -239,8 +242,10 @@ class BatchReplay:
         now = replay.stats.duplicates_by_source
         by_source = {s: n - duplicates.get(s, 0) for s, n in sorted(now.items())
                      if n > duplicates.get(s, 0)}  # fmt: skip
+        corrected = {k: n - corrections.get(k, 0) for k, n in replay.stats.corrections.items()
+                     if n > corrections.get(k, 0)}  # fmt: skip
         return BatchResult(tuple(outputs), tuple(changes), len(inputs), by_source,
-                           replay.stats.retired - retired)  # fmt: skip
+                           replay.stats.retired - retired, corrected)  # fmt: skip
 
     def confirm(self) -> None:
         """The shell stored the last batch's changes: the next batch may start."""

@@ -14,7 +14,7 @@ import sys
 from datetime import datetime, tzinfo
 from typing import Any, Literal, NamedTuple
 
-from schemas.events import Scalar
+from schemas.events import CaseEvent, Scalar
 
 MAX_REMEMBERED_EVENT_IDS = 256
 """Per case; upstream retries arrive within minutes, a case sees tens of events in its life."""
@@ -45,6 +45,50 @@ class Timer(NamedTuple):
     timer_id: str
 
 
+class Checkpoint(NamedTuple):
+    """One input of a case within its workflow's correction horizon, with the case as it was
+    just before it: a late event re-derives the case from the first checkpoint after its own
+    instant (engine/correction.py)."""
+
+    at: datetime
+    """When the input took effect: the event's `occurred_at` (the case's clock, if it was
+    behind), or the due instant of the timer that fired."""
+    before: Case | None
+    """The case just before the input (without its own checkpoints); None: it opened the case."""
+    produced: tuple[str, ...]
+    """The types of the live records it made, `seq` before.seq + 1 onwards."""
+    event: CaseEvent | None = None
+    """The event; None: a timer fired (a re-derivation fires timers anew)."""
+    origin: str = ""
+    refused: bool = False
+    """The event was refused (its dead letter is written): a re-derivation tries it again."""
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "at": self.at.isoformat(),
+            "before": None if self.before is None else self.before.to_dict(),
+            "produced": list(self.produced),
+        }
+        if self.event is not None:
+            out["event"] = self.event.model_dump(mode="json")
+            out["origin"] = self.origin
+            out["refused"] = self.refused
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Checkpoint:
+        event = data.get("event")
+        before = data["before"]
+        return cls(
+            at=_timestamp(data["at"]),
+            before=None if before is None else Case.from_dict(before),
+            produced=tuple(sys.intern(t) for t in data["produced"]),
+            event=None if event is None else CaseEvent.model_validate(event),
+            origin=str(data.get("origin", "")),
+            refused=bool(data.get("refused", False)),
+        )
+
+
 class Case(NamedTuple):
     """One dispute. `tier` is the rung the case last stood on: a tier-less state (an agreement
     waiting for judicial confirmation) keeps it, so `resolved_tier` names where it was settled."""
@@ -69,6 +113,8 @@ class Case(NamedTuple):
     marks: tuple[tuple[str, datetime], ...] = ()
     """When the case last entered each state the workflow counts a limit from (`from: STATE`);
     only those states, so most cases carry none."""
+    history: tuple[Checkpoint, ...] = ()
+    """Its inputs within the workflow's correction horizon (none without one)."""
 
     def entered(self, state: str) -> datetime | None:
         """The last entry into `state`, if the workflow marks it."""
@@ -117,6 +163,8 @@ class Case(NamedTuple):
         }
         if self.marks:  # absent rather than empty: older snapshots read the same
             out["marks"] = [[name, at.isoformat()] for name, at in self.marks]
+        if self.history:
+            out["history"] = [checkpoint.to_dict() for checkpoint in self.history]
         if self.sla is not None:
             s = self.sla
             out["sla"] = {
@@ -154,6 +202,7 @@ class Case(NamedTuple):
             attrs={sys.intern(k): _shared(v) for k, v in data["attrs"].items()},
             seen=tuple(data["seen"]),
             marks=tuple((sys.intern(n), ts(at)) for n, at in data.get("marks", ())),
+            history=tuple(Checkpoint.from_dict(c) for c in data.get("history", ())),
             sla=None
             if sla is None
             else SlaClock(

@@ -8,33 +8,31 @@ same records. No input makes these functions raise: every refusal is an `EventRe
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from pydantic import ValidationError
 
-from engine.case import Case, Timer
-from engine.decision import Decision
-from engine.guards import GuardError
-from engine.machine import (
-    ATTRIBUTES,
-    BREACH_TRIGGER,
-    TIMEOUT_TRIGGER,
-    CompiledWorkflow,
-    Step,
-    to_duration,
+from engine import context as inputs
+from engine.case import Case, Checkpoint, Timer
+from engine.correction import (
+    correct,
+    correction_point,
+    keep_within,
+    timer_checkpoint,
+    with_checkpoint,
 )
+from engine.decision import Decision
+from engine.machine import BREACH_TRIGGER, TIMEOUT_TRIGGER, CompiledWorkflow, Step
 from engine.migration import apply_migration
 from engine.records import RecordBuilder, rejection
 from engine.refusal import Refusal
 from engine.registry import WorkflowRegistry
 from engine.retention import check_retention, retired_by, retirement_fires_at
 from engine.sla import anchor_at, enter_sla, extend_sla, pause_sla, resume_sla
-from engine.vocabulary import fields_problem, with_instants
+from engine.vocabulary import fields_problem
 from schemas.events import MIGRATION_TYPE, PAYLOAD_MODELS, CaseEvent, CaseReported
 from schemas.records import CaseRecord, RejectionReason
-from schemas.workflow import WindowSpec
 
 MAX_TIMERS_PER_ADVANCE = 64
 """A chain of escalations fires at most a few timers; the bound only guards against loops."""
@@ -57,22 +55,39 @@ class Engine:
     def workflow_of(self, case: Case) -> CompiledWorkflow | None:
         return self.registry.get(case.workflow, case.version)
 
-    def apply(self, case: Case | None, event: CaseEvent, origin: str = "") -> Decision:
+    def apply(
+        self, case: Case | None, event: CaseEvent, origin: str = "", now: datetime | None = None
+    ) -> Decision:
         """Apply one event; timers of the case due at or before the event fire first. A closed
-        case past its retention at the event's time is retired first: the event finds none."""
+        case past its retention at the event's time is retired first: the event finds none.
+        An event behind what already took effect in its case, within the workflow's correction
+        horizon, re-derives the case (engine/correction.py), whose timers then fire up to
+        `now` (the clock's instant; default: the event's)."""
         if case is not None and retired_by(case, self.retention, event.occurred_at):
             return replace(self._open(event, origin), retired=True)
         if case is not None and event.event_id in case.seen:
             return Decision(case, duplicate=True)
+        if case is not None:
+            index = correction_point(self, case, event)
+            if index is not None:
+                at = event.occurred_at if now is None else max(now, event.occurred_at)
+                return correct(self, case, event, origin, now=at, index=index)
+        return self.apply_in_order(case, event, origin)
+
+    def apply_in_order(self, case: Case | None, event: CaseEvent, origin: str = "") -> Decision:
+        """Apply one event where it stands in its case (no correction), keeping a checkpoint of
+        it when the workflow has a correction horizon."""
         if case is None:
-            return self._open(event, origin)
+            return with_checkpoint(self, self._open(event, origin), None, event, origin)
         fired = self.advance(case, event.occurred_at, by_event=True)
         assert fired.case is not None
         result = self._on_case(fired.case, event)
         if isinstance(result, Refusal):
-            return self._refuse(event, origin, result, fired.case, list(fired.records))
+            refused = self._refuse(event, origin, result, fired.case, list(fired.records))
+            return with_checkpoint(self, refused, case, event, origin)
         moved, records = result
-        return Decision(moved.remember(event.event_id), (*fired.records, *records))
+        decision = Decision(moved.remember(event.event_id), (*fired.records, *records))
+        return with_checkpoint(self, decision, case, event, origin)
 
     def _on_case(self, case: Case, event: CaseEvent) -> tuple[Case, list[CaseRecord]] | Refusal:
         workflow = self.workflow_of(case)
@@ -116,6 +131,7 @@ class Engine:
             return Decision(None, retired=True) if at is not None and at <= now else Decision(case)
         workflow = self.workflow_of(case)
         records: list[CaseRecord] = []
+        checkpoints: list[Checkpoint] = []
         for _ in range(MAX_TIMERS_PER_ADVANCE):
             pending = case.timers()
             if workflow is None or not pending:
@@ -127,8 +143,13 @@ class Engine:
             # A limit counted from an earlier instant (`from: opened`) may have passed before
             # the case entered the state: it fires as the case enters, not as a late record.
             builder = RecordBuilder(workflow, case, timer.timer_id, max(timer.due, case.clock))
-            case = self._fire(workflow, builder, timer)
+            fired = self._fire(workflow, builder, timer)
+            if workflow.correction and not by_event:  # an event's own checkpoint covers these
+                checkpoints.append(timer_checkpoint(case, timer.due, builder.records))
+            case = fired
             records.extend(builder.records)
+        if checkpoints and workflow is not None:
+            case = keep_within(case, tuple(checkpoints), workflow.correction)
         return Decision(case, tuple(records))
 
     # -- opening a case ------------------------------------------------------------------
@@ -143,7 +164,7 @@ class Engine:
         try:
             payload = CaseReported.model_validate(event.payload)
         except ValidationError as err:
-            return self._refuse(event, origin, Refusal("schema_invalid", _short(err)))
+            return self._refuse(event, origin, Refusal("schema_invalid", inputs.short(err)))
         workflow = self.registry.newest(payload.workflow)
         if workflow is None:
             detail = (
@@ -153,7 +174,7 @@ class Engine:
                 else f"no workflow named {payload.workflow!r}"
             )
             return self._refuse(event, origin, Refusal("workflow_unknown", detail))
-        problem = _opening_problem(workflow, event.source, payload)
+        problem = inputs.opening_problem(workflow, event.source, payload)
         if problem is not None:
             return self._refuse(event, origin, problem)
         at = event.occurred_at.astimezone(workflow.tz)
@@ -162,8 +183,8 @@ class Engine:
             tier=None, seq=0, clock=at, opened_at=at, entered_at=at, entered_seq=0,
             attrs=dict(payload.attributes),
         )  # fmt: skip
-        context = _context(workflow, case, event, at)
-        dest, detail = _route(workflow, event.source, context)
+        context = inputs.context(workflow, case, event, at)
+        dest, detail = inputs.route(workflow, event.source, context)
         if dest is None:
             reason: RejectionReason = (
                 "unauthorized_source" if detail.startswith("source") else "guard_failed"
@@ -185,7 +206,7 @@ class Engine:
             try:
                 model.model_validate(event.payload)
             except ValidationError as err:
-                return Refusal("schema_invalid", _short(err))
+                return Refusal("schema_invalid", inputs.short(err))
         if event.source not in workflow.sources:
             return Refusal(
                 "unauthorized_source", f"{event.source!r} is not a source of {workflow.name}"
@@ -213,10 +234,10 @@ class Engine:
             return Refusal(
                 "unauthorized_source", f"{event.source!r} may not send {event.type!r} here"
             )
-        step = Step(case.state, event.source, _context(workflow, case, event, builder.at))
+        step = Step(case.state, event.source, inputs.context(workflow, case, event, builder.at))
         # The act's own time, not the case clock: a request made inside the window stays in
         # time even when a timer at the window's close was fired first (a lagging consumer).
-        step.window_open = _window(workflow, case, event.occurred_at)
+        step.window_open = inputs.window(workflow, case, event.occurred_at)
         if not workflow.machine.events[event.type].trigger(step):
             if step.window_closed is not None and step.guard_error is None:
                 return Refusal("window_closed", step.window_closed)
@@ -305,94 +326,3 @@ class Engine:
     ) -> Decision:
         record = rejection(event, origin, refusal.reason, refusal.detail, case=case)
         return Decision(case, tuple(records or ()), record)
-
-
-def _utc(at: datetime) -> datetime:
-    """CEL converts only fixed-offset datetimes (not zoneinfo ones) into timestamps."""
-    return at.astimezone(UTC)
-
-
-def _context(
-    workflow: CompiledWorkflow, case: Case, event: CaseEvent, at: datetime
-) -> dict[str, object]:
-    """What a CEL guard may read. Plain dicts and scalars: CEL converts them natively; declared
-    `timestamp` fields become datetimes, so they compare with `now`."""
-    attrs: Mapping[str, object] = case.attrs
-    payload: Mapping[str, object] = event.payload
-    instants = workflow.instant_fields
-    if instants:
-        names = instants.get(ATTRIBUTES, frozenset())
-        attrs = with_instants(attrs, names)
-        if event.type == "case.reported" and isinstance(payload.get("attributes"), dict):
-            reported = payload["attributes"]
-            assert isinstance(reported, dict)
-            payload = {**payload, "attributes": with_instants(reported, names)}
-        payload = with_instants(payload, instants.get(event.type, frozenset()))
-    return {
-        "event": {
-            "type": event.type,
-            "source": event.source,
-            "occurred_at": _utc(event.occurred_at),
-            "payload": payload,
-        },
-        "case": {
-            "state": case.state,
-            "tier": case.tier or "",
-            "workflow": case.workflow,
-            "attrs": attrs,
-            "escalations": case.escalations,
-            "opened_at": _utc(case.opened_at),
-            "entered_at": _utc(case.entered_at),
-        },
-        "now": _utc(at),
-    }
-
-
-def _window(
-    workflow: CompiledWorkflow, case: Case, at: datetime
-) -> Callable[[WindowSpec], datetime | None]:
-    """For the machine's window condition: None while `at` is inside the window, else the
-    instant it closed. Windows count like deadlines (Chinese procedural counting)."""
-
-    def closed_at(window: WindowSpec) -> datetime | None:
-        start = anchor_at(case, window.counted_from)
-        end = workflow.deadline(start, to_duration(window)).instant
-        return None if at < end else end
-
-    return closed_at
-
-
-def _opening_problem(
-    workflow: CompiledWorkflow, source: str, payload: CaseReported
-) -> Refusal | None:
-    if source not in workflow.sources:
-        return Refusal("unauthorized_source", f"{source!r} may not report {workflow.name} cases")
-    wrong = fields_problem("attributes", workflow.spec.attributes, payload.attributes)
-    return Refusal("schema_invalid", wrong) if wrong is not None else None
-
-
-def _route(
-    workflow: CompiledWorkflow, source: str, context: dict[str, object]
-) -> tuple[str | None, str]:
-    """The first rule open to `source` whose guard holds.
-
-    A guard that fails to evaluate refuses the case rather than falling through to the next rule:
-    silently routing a case to the wrong rung is worse than a visible dead-letter record.
-    """
-    permitted = [r for r in workflow.routes if source in r.allowed_sources]
-    if not permitted:
-        return None, f"source {source!r} may not open a case by any routing rule"
-    for route in permitted:
-        if route.guard is None:
-            return route.dest, ""
-        try:
-            if route.guard.evaluate(context):
-                return route.dest, ""
-        except GuardError as err:
-            return None, f"routing guard {route.guard.source.strip()!r}: {err}"
-    return None, "no routing rule matched"
-
-
-def _short(err: ValidationError) -> str:
-    parts = [f"{'.'.join(str(p) for p in e['loc']) or 'payload'}: {e['msg']}" for e in err.errors()]
-    return "; ".join(parts[:5])

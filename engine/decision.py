@@ -23,6 +23,11 @@ class Decision:
     retired: bool = False
     """The case as it was is retired (its retention after closing has passed): forget it.
     `case` is then None, or the new case a re-sent `case.reported` opened under the same id."""
+    corrected: bool = False
+    """A late event re-derived the case (engine/correction.py): `records` begin with the
+    retractions."""
+    also_refused: tuple[EventRejected, ...] = ()
+    """Earlier events of the case a correction now refuses (their records are retracted)."""
 
     @property
     def timers(self) -> tuple[Timer, ...]:

@@ -73,6 +73,9 @@ class CompiledWorkflow:
     """Declared `timestamp` fields: ATTRIBUTES → attribute names, event type → payload names."""
     lateness: dict[str, timedelta] = field(default_factory=dict)
     """State → how long its timers wait past their due instant for late events (none: 0)."""
+    correction: timedelta = timedelta(0)
+    """How far behind its case's clock an event may be and still re-derive the case
+    (engine/correction.py); 0: never, cases keep no checkpoints."""
     _deadline_memo: dict[tuple[date, Duration], Deadline] = field(default_factory=dict)
     """Sources that may fire (trigger, from-state): tells `unauthorized_source` from the rest."""
 
@@ -193,7 +196,16 @@ def compile_workflow(checked: CheckedWorkflow, calendar: BusinessCalendar) -> Co
         marked_states=_marked_states(spec),
         instant_fields=_instant_fields(spec),
         lateness=_lateness(spec, allowed_by_key, clock_events),
+        correction=_correction(spec),
     )
+
+
+def _correction(spec: WorkflowSpec) -> timedelta:
+    horizon = spec.correction
+    if horizon is None:
+        return timedelta(0)
+    days = horizon.unit == "calendar_days"
+    return timedelta(days=horizon.amount) if days else timedelta(hours=horizon.amount)
 
 
 def _lateness(

@@ -24,6 +24,7 @@ from schemas.records import (
     CaseTransitioned,
     EventRejected,
     FieldProblem,
+    RecordRetracted,
     RejectionReason,
     SlaBreached,
     SlaChanged,
@@ -76,6 +77,7 @@ class RecordBuilder:
         self.workflow = workflow
         self.caused_by = caused_by
         self.late = local < case.clock
+        self.late_by = (case.clock - local).total_seconds() if self.late else None
         self.at = max(local, case.clock)
         self.case = case._replace(clock=self.at)
         self.records: list[CaseRecord] = []
@@ -90,6 +92,7 @@ class RecordBuilder:
             "occurred_at": self.at,
             "caused_by": self.caused_by,
             "late": self.late,
+            "late_by_seconds": self.late_by,
         }
 
     def _add(self, case: Case, record_type: type[CaseRecord], **fields: object) -> None:
@@ -128,6 +131,11 @@ class RecordBuilder:
         self._add(case, CaseMigrated, from_version=from_version, from_state=from_state,
                   to_state=case.state, to_tier=case.tier, sla_policy=policy,
                   sla=sla_info(case))  # fmt: skip
+
+    def retracted(self, case: Case, seq: int, kind: str) -> None:
+        """Record `seq` (of type `kind`) of the case is no longer true (engine/correction.py)."""
+        self._add(case, RecordRetracted, retracts=record_id(case.case_id, seq), retracted_seq=seq,
+                  retracted_type=kind)  # fmt: skip
 
     def sla_changed(self, case: Case, action: Literal["paused", "resumed", "extended"]) -> None:
         self._add(case, SlaChanged, state=case.state, action=action, sla=sla_info(case))

@@ -42,6 +42,8 @@ class ReplayStats:
     by_reason: dict[str, int] = field(default_factory=dict)
     duplicates_by_source: dict[str, int] = field(default_factory=dict)
     """Duplicates by the event's `source` (its channel): a channel that re-sends shows here."""
+    corrections: dict[tuple[str, str], int] = field(default_factory=dict)
+    """Cases re-derived for a late event (engine/correction.py), by (workflow, event source)."""
 
 
 class Replay:
@@ -117,7 +119,10 @@ class Replay:
             return
         if self.watermark is None or event.occurred_at > self.watermark:
             yield from self.advance(event.occurred_at)
-        decision = self.engine.apply(self.case(event.case_id), event, origin)
+        decision = self.engine.apply(self.case(event.case_id), event, origin, self.watermark)
+        if decision.corrected and decision.case is not None:
+            by = (decision.case.workflow, event.source)
+            self.stats.corrections[by] = self.stats.corrections.get(by, 0) + 1
         if decision.duplicate:
             self.stats.duplicates += 1
             by_source = self.stats.duplicates_by_source
@@ -154,6 +159,7 @@ class Replay:
             self.cases[case_id] = decision.case
             self.track(decision.case)
         out: list[OutputRecord] = list(decision.records)
+        out.extend(decision.also_refused)
         if decision.rejection is not None:
             out.append(decision.rejection)
         yield from self._count(out)

@@ -80,6 +80,9 @@ def _check_lateness(spec: WorkflowSpec, doc: Located) -> Iterator[Problem]:
                                  + did_you_mean(source, spec.sources), key=True)  # fmt: skip
         if duration.unit != "hours":
             yield doc.problem_at(at, "lateness is wall time: give it in hours")
+    if spec.correction is not None and spec.correction.unit not in ("hours", "calendar_days"):
+        yield doc.problem_at(("correction",), "the correction horizon is wall time: give it in "
+                             "hours or calendar_days")  # fmt: skip
 
 
 def _check_names(spec: WorkflowSpec, doc: Located) -> Iterator[Problem]:

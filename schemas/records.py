@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, model_serializer
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 RejectionReason = Literal[
     "malformed",
@@ -52,6 +52,9 @@ class _Record(BaseModel):
     occurred_at: datetime
     caused_by: str
     late: bool = False
+    late_by_seconds: float | None = Field(default=None, exclude_if=lambda v: v is None)
+    """How far the input was behind the case's clock when it was applied at that clock (past
+    the workflow's correction horizon, or with none): left out of the JSON unless `late`."""
 
 
 class CaseTransitioned(_Record):
@@ -109,7 +112,32 @@ class CaseMigrated(_Record):
     sla: SlaInfo | None
 
 
-CaseRecord = CaseTransitioned | SlaWarning | SlaBreached | SlaChanged | CaseClosed | CaseMigrated
+class RecordRetracted(_Record):
+    """An earlier record of the case that a late event proved untrue (engine/correction.py).
+
+    The consumer rule: a retraction removes the record it names (`retracts`, by `record_id`;
+    `retracted_seq` is its `seq`) from the case's history; the case's history is its live
+    records (neither retracted nor retractions) in `seq` order, and its state is what they
+    say. The corrected records follow the retractions in the same transaction, with `seq`
+    continuing and their own domain time (`occurred_at` before the retraction's own)."""
+
+    type: Literal["record.retracted"] = "record.retracted"
+    retracts: str
+    retracted_seq: int
+    retracted_type: str
+    """The type of the retracted record (e.g. `sla.breached`): counters of committed records
+    can be read net of retractions by type (`fengqiao_records_retracted_total`)."""
+
+
+CaseRecord = (
+    CaseTransitioned
+    | SlaWarning
+    | SlaBreached
+    | SlaChanged
+    | CaseClosed
+    | CaseMigrated
+    | RecordRetracted
+)
 
 
 class FieldProblem(BaseModel):

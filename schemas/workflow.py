@@ -250,3 +250,13 @@ class WorkflowSpec(_Strict):
         "may act on the case's state, so an act made in time but delivered late still counts; "
         "the records keep the due instant.",
     )
+    correction: DurationSpec | None = Field(
+        default=None,
+        description="Correction horizon, in hours or calendar_days (wall time): an event that "
+        "arrives after something later in its case already took effect (a timer fired, a later "
+        "act was applied), and happened no longer ago than this before the case's clock, "
+        "re-derives the case in domain-time order; the records no longer true are retracted "
+        "(`record.retracted`) and the corrected ones follow. Each case keeps a checkpoint per "
+        "input within the horizon for this. Without it (or past it) a late event is applied at "
+        "the case's clock, marked `late` with its lag.",
+    )

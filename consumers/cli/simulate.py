@@ -25,6 +25,7 @@ from schemas.records import (
     CaseTransitioned,
     EventRejected,
     OutputRecord,
+    RecordRetracted,
     SlaBreached,
     SlaChanged,
     SlaWarning,
@@ -157,6 +158,11 @@ def _migrated(r: CaseMigrated, case: _Case) -> Row:
                case.tier, deadline=deadline, detail=detail)  # fmt: skip
 
 
+def _retracted(r: RecordRetracted, case: _Case) -> Row:
+    return Row(_local(r.occurred_at, case.tz), r.type, case.state, case.tier,
+               detail=f"record #{r.retracted_seq} no longer true (corrected below)")  # fmt: skip
+
+
 def _rejected(r: EventRejected) -> Row:
     detail = " ".join(r.detail.split())
     if len(detail) > DETAIL_WIDTH:
@@ -164,7 +170,7 @@ def _rejected(r: EventRejected) -> Row:
     return Row("-", r.type, detail=f"{r.reason} at {r.origin}: {detail}")
 
 
-def _row(record: OutputRecord, case: _Case) -> Row:
+def _row(record: OutputRecord, case: _Case) -> Row:  # noqa: PLR0911 - one per record kind
     """One row per record kind: a new record type gets its own small function here."""
     match record:
         case CaseTransitioned():
@@ -177,6 +183,8 @@ def _row(record: OutputRecord, case: _Case) -> Row:
             return _closed(record, case)
         case CaseMigrated():
             return _migrated(record, case)
+        case RecordRetracted():
+            return _retracted(record, case)
         case EventRejected():
             return _rejected(record)
 

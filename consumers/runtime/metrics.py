@@ -32,6 +32,7 @@ from prometheus_client import (
 )
 
 from consumers.runtime.case_gauges import NO_TIER, CaseTally, seed_keys
+from consumers.runtime.correction_metrics import CorrectionMetrics
 from engine.case import Case
 from engine.machine import BREACH_TRIGGER, TIMEOUT_TRIGGER
 from engine.registry import WorkflowRegistry
@@ -280,6 +281,7 @@ class EngineMetrics:
     """The Kafka loop's own figures, plus the business metrics it feeds."""
 
     business: BusinessMetrics
+    corrections: CorrectionMetrics
     events: Counter
     duplicates: Counter
     transactions: Counter
@@ -307,6 +309,7 @@ class EngineMetrics:
         r = registry
         metrics = cls(
             business=BusinessMetrics.create(registry, workflows),
+            corrections=CorrectionMetrics.create(registry, workflows),
             events=Counter("fengqiao_events_consumed_total",
                            "Input events consumed, counted when their batch commits.", registry=r),
             duplicates=Counter("fengqiao_events_duplicate_total",
@@ -366,16 +369,6 @@ class EngineMetrics:
     @property
     def tally(self) -> CaseTally:
         return self.business.tally
-
-    @property
-    def records(self) -> Counter:
-        """`business.records` (for callers that count records one by one)."""
-        return self.business.records
-
-    @property
-    def rejected(self) -> Counter:
-        """`business.rejected` (for callers that count records one by one)."""
-        return self.business.rejected
 
     def observe_cases(self, cases: Iterable[Case], partition: int = 0) -> None:
         """`BusinessMetrics.observe_cases`."""

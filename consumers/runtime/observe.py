@@ -35,3 +35,4 @@ def observe_batch(
     for change in result.changes:
         metrics.tally.update(partition, change.before, change.after)
     metrics.retired.inc(result.retired)
+    metrics.corrections.observe(result)

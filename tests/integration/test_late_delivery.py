@@ -6,7 +6,9 @@ after the deadline (FENGQIAO_FIXED_NOW) and the events delivered then:
 
 Without `lateness:` the wall-clock timer fires first (a breach, an escalation, the on-time act
 refused or recorded a rung up); with it, the procedural outcome: the answer accepted, the grid
-settlement resolved at the grid, and no breach. `tests/unit/test_lateness.py` has the property.
+settlement resolved at the grid, and no breach. With a correction horizon and no lateness, the
+breach is committed first, then retracted with the escalation, and the procedural outcome
+follows. `tests/unit/test_lateness.py` and `tests/unit/test_corrections.py` have the properties.
 """
 
 from __future__ import annotations
@@ -17,10 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import TypeAdapter
 
 from consumers.kafka.topics import create_topics
 from consumers.runtime.settings import Settings
+from schemas.records import OutputRecord
 from tests.integration.harness import EngineProcess, produce, read_all
+from tests.unit.test_corrections import corrected_folder, live
 from tests.unit.test_lateness import folder_with
 
 
@@ -44,6 +49,8 @@ STORIES = {
     ],
 }  # fmt: skip
 """The wall-clock instant each story is delivered at → its events."""
+
+RECORD: TypeAdapter[OutputRecord] = TypeAdapter(OutputRecord)
 
 
 def _run(
@@ -81,17 +88,27 @@ def _run(
     return records, dead
 
 
-@pytest.mark.parametrize("lateness", [False, True], ids=["no lateness", "lateness"])
+@pytest.mark.parametrize("policy", ["none", "lateness", "correction"])
 @pytest.mark.parametrize("now", sorted(STORIES), ids=["urgent order", "grid settlement"])
 def test_an_act_in_time_delivered_late(
     kafka_bootstrap: str, unique_name: Callable[[str], str], tmp_path: Path, now: str,
-    lateness: bool,
+    policy: str,
 ) -> None:  # fmt: skip
-    records, dead = _run(kafka_bootstrap, unique_name("fq"), folder_with(tmp_path, lateness), now,
+    folder = (corrected_folder(tmp_path) if policy == "correction"
+              else folder_with(tmp_path, policy == "lateness"))  # fmt: skip
+    records, dead = _run(kafka_bootstrap, unique_name("fq"), folder, now,
                          lines=STORIES[now], log=tmp_path / "engine.log")  # fmt: skip
     types = [r["type"] for r in records]
+    if policy == "correction":  # the breach was committed, then retracted
+        assert "sla.breached" in types
+        assert "record.retracted" in types
+        parsed = [RECORD.validate_python(r) for r in records]
+        (history,) = live(parsed).values()
+        assert not any(r.type == "sla.breached" for r in history)
+        records = [r.model_dump(mode="json") for r in history]
+        types = [r["type"] for r in records]
     last = [r for r in records if r["type"] == "case.transitioned"][-1]
-    if not lateness:  # what the issue found: the timer came first
+    if policy == "none":  # what the issue found: the timer came first
         assert "sla.breached" in types
         # the on-time answer refused, or the settlement recorded a rung up
         assert dead or last["from_tier"] != "grid"
