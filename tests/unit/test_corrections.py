@@ -18,7 +18,11 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry
 
+from consumers.runtime.metrics import EngineMetrics
+from consumers.runtime.observe import observe_batch
+from engine.batch import BatchReplay, Input
 from engine.case import Case
 from engine.core import Engine
 from engine.registry import WorkflowRegistry
@@ -215,6 +219,32 @@ def test_no_horizon_keeps_no_checkpoints(tmp_path: Path) -> None:
     case: Case = replay.cases["o1"]
     assert case.history == ()
     assert "history" not in encode_case(case)
+
+
+def test_corrections_are_counted_when_their_batch_commits(tmp_path: Path) -> None:
+    registry = WorkflowRegistry.load(corrected_folder(tmp_path))
+    replay = BatchReplay(Engine(registry), load=lambda _id: None)
+    prom = CollectorRegistry()
+    metrics = EngineMetrics.create(prom, registry)
+    sample = prom.get_sample_value
+    labels = {"workflow": "hotline-12345", "source": "grid"}
+    assert sample("fengqiao_corrections_total", labels) == 0, "exported at 0 from the start"
+    reported = event(1, "o1", "case.reported", "2026-03-03T04:00:00+08:00", "hotline-12345",
+                     **URGENT)  # fmt: skip
+    responded = event(2, "o1", "order.responded", "2026-03-03T04:30:00+08:00", "grid")
+    first = replay.step([Input(reported, "in:0")], fire_due_at=at("2026-03-03T06:30:00+08:00"))
+    replay.confirm()
+    store = first.upserts["o1"]
+    replay = BatchReplay(Engine(registry), load=lambda _id: store, restored=[store])
+    second = replay.step([Input(responded, "in:1")])
+    replay.confirm()
+    for result in (first, second):
+        observe_batch(metrics, 0, result)
+    assert second.corrections == {("hotline-12345", "grid"): 1}
+    assert sample("fengqiao_corrections_total", labels) == 1
+    retracted = {"workflow": "hotline-12345", "type": "sla.breached"}
+    assert sample("fengqiao_records_retracted_total", retracted) == 1
+    assert sample("fengqiao_records_emitted_total", {"type": "record.retracted"}) == 3
 
 
 # -- the property ------------------------------------------------------------------------------

@@ -148,8 +148,8 @@ HOTLINE_STEPS = ["order.responded", "order.replied"]
 def streams(draw: Any) -> tuple[list[tuple[datetime, bytes]], list[bytes]]:
     """A few urgent and general orders, each a report and up to two acts at random minutes,
     delivered with delays within the hotline's 3 hours, each case's own events in their order
-    (one upstream queue per ticket; reordering within a case is the correction step's, which
-    is not built yet)."""
+    (one upstream queue per ticket; reordering within a case is for a correction horizon:
+    tests/unit/test_corrections.py)."""
     deliveries: list[tuple[datetime, datetime, bytes]] = []
     n = 0
     for c in range(draw(st.integers(1, 4))):
