@@ -2,12 +2,16 @@
 
 Run it as a test (`pytest -m slow tests/integration/test_chaos.py`) or by hand against its own
 broker: `python -m tests.integration.chaos --events 100000 --kills 20`. Afterwards the committed
-transitions must equal `simulate` on the same input, case by case, and every open case's
-deadline in the changelog must equal the simulated one.
+transitions, after applying their retractions, must equal `simulate` on the time-ordered input,
+case by case, and every open case's deadline in the changelog must equal the simulated one.
 
 Input: native grid-app messages (reports and mediation results) published to the grid intake
-topic, keyed by report number so each case stays in order; the adapters translate them, the
-engines apply them. The expected output is computed with the same pure translation and replay.
+topic, each delivered up to `MAX_DELAY` after it happened (a grid app syncing when it has
+signal), in delivery order: a mediation result may come after a later one, and after the timer
+it was in time for. A case's report comes first. The shipped workflows run with a 7-day
+correction horizon, so the engines correct what a late message changes (retractions); the
+adapters translate, the engines apply. The expected output is the same pure translation and
+replay of the messages in time order.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -29,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from pydantic import TypeAdapter
 
 from consumers.kafka.engine_loop import DEFAULT_RETENTION
 from consumers.kafka.topics import create_topics
@@ -38,13 +44,19 @@ from engine.intake import IntakeContext, Refused, translate
 from engine.registry import WorkflowRegistry
 from engine.replay import Replay
 from engine.stores import decode_case
-from tests.integration.harness import ROOT, EngineProcess, by_case, read_all, tick_events
+from schemas.records import OutputRecord
+from tests.integration.harness import ROOT, EngineProcess, read_all, tick_events
 from tests.integration.intake_samples import CHANNELS
+from tests.unit.test_corrections import history as corrected_history
 
 LOCAL_KAFKA = ROOT / "deploy" / "local" / "kafka"
 START = datetime.fromisoformat("2025-03-03T09:00:00+08:00")
 END = "2026-12-31T00:00:00+08:00"
 PARTITIONS = 4
+MAX_DELAY = timedelta(hours=48)
+"""How late a message may be delivered: within the 7-day correction horizon (`HORIZON`)."""
+HORIZON = "correction: {calendar_days: 7}\n"
+RECORD: TypeAdapter[OutputRecord] = TypeAdapter(OutputRecord)
 # (weight, results of the grid's mediation steps, in order)
 SCRIPTS: list[tuple[float, list[tuple[str, bool]]]] = [
     (0.50, [("succeeded", False)]),
@@ -62,14 +74,18 @@ class ChaosReport:
     broker_restarts: int = 0
     zombie_pauses: int = 0
     records: int = 0
+    retractions: int = 0
     seconds: float = 0.0
     exits: list[str] = field(default_factory=list)
 
 
-def native_stream(cases: int, seed: int) -> list[tuple[bytes, bytes]]:
-    """(key, value) grid messages of `cases` cases, in time order."""
+def native_stream(
+    cases: int, seed: int
+) -> tuple[list[tuple[bytes, bytes]], list[tuple[bytes, bytes]]]:
+    """(key, value) grid messages of `cases` cases: in time order, and in delivery order."""
     rng = random.Random(seed)
     timeline: list[tuple[datetime, int, bytes, dict[str, Any]]] = []
+    delivered: list[tuple[datetime, int, bytes, dict[str, Any]]] = []
     weights = [w for w, _ in SCRIPTS]
     for n in range(cases):
         report_no = f"CH-{n:06d}"
@@ -79,6 +95,8 @@ def native_stream(cases: int, seed: int) -> list[tuple[bytes, bytes]]:
             "officer_id": "G01", "grid_code": f"FQ-{n % 40:02d}",
             "reported_at": at.isoformat(), "category": rng.choice(["neighbour", "family"]),
         }))  # fmt: skip
+        reported = at
+        delivered.append(timeline[-1])
         for i, (result, signed) in enumerate(rng.choices([s for _, s in SCRIPTS], weights)[0]):
             at += timedelta(hours=rng.randrange(3, 30))
             timeline.append((at, n, report_no.encode(), {
@@ -86,16 +104,36 @@ def native_stream(cases: int, seed: int) -> list[tuple[bytes, bytes]]:
                 "report_no": report_no, "at": at.isoformat(), "result": result,
                 "agreement_signed": signed,
             }))  # fmt: skip
+            delay = MAX_DELAY * rng.random() if rng.random() < 0.5 else timedelta(0)
+            delivered.append((max(at + delay, reported + timedelta(seconds=1)), *timeline[-1][1:]))
     timeline.sort(key=lambda item: (item[0], item[1]))
-    return [(key, json.dumps(m).encode()) for _, _, key, m in timeline]
+    delivered.sort(key=lambda item: (item[0], item[1]))
+    return (
+        [(key, json.dumps(m).encode()) for _, _, key, m in timeline],
+        [(key, json.dumps(m).encode()) for _, _, key, m in delivered],
+    )
+
+
+def corrected_workflows(into: Path) -> Path:
+    """The shipped workflows and channels, the grid's workflow with a correction horizon."""
+    folder = into / "workflows"
+    shutil.copytree(ROOT / "workflows", folder, ignore=shutil.ignore_patterns("tests"))
+    path = folder / "dispute-escalation.yaml"
+    path.write_text(path.read_text(encoding="utf-8") + HORIZON, encoding="utf-8")
+    return folder
+
+
+def history(records: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Per case, the records left after applying retractions, numbered by position."""
+    return corrected_history([RECORD.validate_python(r) for r in records])
 
 
 def expected(
-    messages: list[tuple[bytes, bytes]], ticks: list[bytes]
+    messages: list[tuple[bytes, bytes]], ticks: list[bytes], workflows: Path
 ) -> tuple[dict[str, list[str]], Replay, int]:
     """What `simulate` says: per-case records, the final replay state, canonical event count
     (with the engines' retention: closed cases retire in both, the changelog tombstones them)."""
-    replay = Replay(Engine(WorkflowRegistry.load(ROOT / "workflows"), DEFAULT_RETENTION))
+    replay = Replay(Engine(WorkflowRegistry.load(workflows), DEFAULT_RETENTION))
     ctx = IntakeContext(CHANNELS)
     out: list[dict[str, Any]] = []
     canonical = 0
@@ -108,7 +146,7 @@ def expected(
             out.extend(r.model_dump(mode="json") for r in replay.feed(line, f"chaos:{i}"))
     for j, tick in enumerate(ticks):
         out.extend(r.model_dump(mode="json") for r in replay.feed(tick, f"tick:{j}"))
-    return by_case(out), replay, canonical
+    return history(out), replay, canonical
 
 
 def _kafka(*args: str) -> subprocess.CompletedProcess[str]:
@@ -139,7 +177,7 @@ def final_cases(bootstrap: str, topic: str) -> dict[str, Any]:
         consumer.close()
 
 
-def _settings(bootstrap: str, prefix: str) -> tuple[Settings, dict[str, str]]:
+def _settings(bootstrap: str, prefix: str, workflows: Path) -> tuple[Settings, dict[str, str]]:
     settings = Settings(bootstrap_servers=bootstrap, partitions=PARTITIONS,
                         topic_case_events=f"{prefix}.case-events",
                         topic_transitions=f"{prefix}.transitions",
@@ -153,7 +191,7 @@ def _settings(bootstrap: str, prefix: str) -> tuple[Settings, dict[str, str]]:
         "FENGQIAO_TOPIC_CASE_STATE": settings.topic_case_state,
         "FENGQIAO_TOPIC_DEAD_LETTER": settings.topic_dead_letter,
         "FENGQIAO_INTAKE_TOPIC_PREFIX": settings.intake_topic_prefix,
-        "FENGQIAO_WORKFLOWS": str(ROOT / "workflows"), "FENGQIAO_CLOCK": "events",
+        "FENGQIAO_WORKFLOWS": str(workflows), "FENGQIAO_CLOCK": "events",
         "FENGQIAO_HTTP_PORT": "0", "FENGQIAO_GROUP_ID": f"{prefix}-engine",
         "FENGQIAO_ADAPTER_GROUP_ID": f"{prefix}-adapters",
         "FENGQIAO_TRANSACTIONAL_ID_PREFIX": prefix,
@@ -240,19 +278,20 @@ def run_chaos(
     bootstrap = found.group(1)
     procs: dict[str, EngineProcess] = {}
     try:
-        settings, env = _settings(bootstrap, "chaos")
+        workflows = corrected_workflows(workdir)
+        settings, env = _settings(bootstrap, "chaos", workflows)
         create_topics(settings)
-        messages = native_stream(cases, seed)
+        in_time, messages = native_stream(cases, seed)
         ticks = tick_events(PARTITIONS, END)
-        per_case, replay, canonical = expected(messages, ticks)
+        per_case, replay, canonical = expected(in_time, ticks, workflows)
         expected_records = sum(len(v) for v in per_case.values())
         report.events, report.cases = len(messages), cases
         log(f"chaos: {len(messages)} native messages → {canonical} events, "
             f"{expected_records} expected records")  # fmt: skip
         procs = _processes(env, workdir)
         t0 = time.monotonic()
-        # One intake partition: the adapters then emit every engine partition's events in time
-        # order, which the `events` clock needs to equal simulate's global watermark.
+        # One intake partition: the adapters then emit every engine partition's events in
+        # delivery order; a late one is corrected within the horizon.
         _publish(bootstrap, f"{settings.intake_topic_prefix}grid", list(messages),
                  partitions=[0] * len(messages))  # fmt: skip
         for proc in procs.values():
@@ -265,12 +304,12 @@ def run_chaos(
         _publish(bootstrap, settings.topic_case_events,
                  [(f"tick-{p}".encode(), t) for p, t in enumerate(ticks)],
                  partitions=list(range(PARTITIONS)))  # fmt: skip
-        records = read_all(bootstrap, settings.topic_transitions, expect=expected_records,
-                           timeout_s=1800)  # fmt: skip
+        records = _settled(bootstrap, settings.topic_transitions, expected_records)
         report.seconds, report.records = time.monotonic() - t0, len(records)
+        report.retractions = sum(r["type"] == "record.retracted" for r in records)
         for proc in procs.values():
             proc.terminate(timeout_s=120)
-        _compare(by_case(records), per_case)
+        _compare(history(records), per_case)
         _check_deadlines(final_cases(bootstrap, settings.topic_case_state), replay)
         return report
     finally:
@@ -278,6 +317,17 @@ def run_chaos(
             if proc.alive():
                 proc.kill()
         _kafka("stop", "--dir", str(state), "--clean")
+
+
+def _settled(bootstrap: str, topic: str, expected_records: int) -> list[dict[str, Any]]:
+    """The committed records once what is left after retractions is as many as expected
+    (retractions and corrected records come on top of them) and nothing new came for 5 s."""
+    deadline = time.monotonic() + 1800
+    while True:
+        records = read_all(bootstrap, topic, expect=expected_records, timeout_s=1800, quiet_s=5)
+        live = sum(len(v) for v in history(records).values())
+        if live >= expected_records or time.monotonic() > deadline:
+            return records
 
 
 def _compare(got: dict[str, list[str]], want: dict[str, list[str]]) -> None:
