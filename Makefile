@@ -2,6 +2,7 @@
 #   make demo   — play a synthetic town through the engine (no Kafka needed; ~10 s)
 #   make test   — lint, type-check, check the layers and run the whole test suite; the integration tests start
 #                 a real single-node Kafka broker themselves (deploy/local/kafka: Java + Maven)
+#                 and a real PostgreSQL server (deploy/local/postgres: Debian's postgresql)
 # Both create their own virtual environment in .venv from pyproject.toml + constraints.txt.
 
 PYTHON ?= python3
@@ -35,11 +36,12 @@ unit: $(STAMP)
 	$(BIN)/pytest -m "unit" -q
 
 integration: $(STAMP)
-	FENGQIAO_REQUIRE_KAFKA=1 $(BIN)/pytest -m "integration" -q
+	FENGQIAO_REQUIRE_KAFKA=1 FENGQIAO_REQUIRE_POSTGRES=1 $(BIN)/pytest -m "integration" -q
 
-# FENGQIAO_REQUIRE_KAFKA=1: a broker that cannot be started fails the run instead of skipping.
+# FENGQIAO_REQUIRE_KAFKA=1 / FENGQIAO_REQUIRE_POSTGRES=1: a broker or a PostgreSQL server that
+# cannot be started fails the run instead of skipping.
 test: $(STAMP) lint typecheck layers
-	FENGQIAO_REQUIRE_KAFKA=1 $(BIN)/pytest -q
+	FENGQIAO_REQUIRE_KAFKA=1 FENGQIAO_REQUIRE_POSTGRES=1 $(BIN)/pytest -q
 
 # The integration tests with a CPU burner per core alongside (what shook out the hangs of a
 # loaded CI machine); and the Kafka benchmark's smoke test 20 times in a row under load.

@@ -36,6 +36,10 @@ TOOL_VARIABLES = frozenset({
     "FENGQIAO_KAFKA_START_TIMEOUT", "FENGQIAO_KAFKA_SECURITY", "FENGQIAO_KAFKA_JAVA_OPTS",
     # tests/integration/prometheus_tools.py, tests/unit/fuzzing.py, tests/contract/
     "FENGQIAO_PROMTOOL", "FENGQIAO_PROMETHEUS", "FENGQIAO_FUZZ_EXAMPLES", "FENGQIAO_NPM_CACHE",
+    # deploy/local/postgres and its fixture (tests/postgres_server.py): an existing server,
+    # fail rather than skip, the binaries, the user they run as, the start timeout
+    "FENGQIAO_POSTGRES_URL", "FENGQIAO_REQUIRE_POSTGRES", "FENGQIAO_POSTGRES_ROOT",
+    "FENGQIAO_POSTGRES_USER", "FENGQIAO_POSTGRES_START_TIMEOUT",
 })  # fmt: skip
 """`FENGQIAO_*` variables of the tests and tools: legitimate, but not settings."""
 

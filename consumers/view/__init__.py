@@ -1,0 +1,25 @@
+"""The read side (DESIGN §8): the engine's published records projected into a database that
+operators query, SQLite embedded or PostgreSQL shared, through one SQLAlchemy Core code path.
+
+- `fold`: a case's row as a pure function of its records (retractions included);
+- `tables`: the tables, their schema version, and the rebuild a version change calls for;
+- `projection`: one batch of consumed records into the database in one transaction, offsets
+  included, idempotent;
+- `queries`: what the API and the CLI read.
+
+This room sits beside `bench` and `demo`: above the Kafka and runtime rooms, below the CLI.
+"""
+
+from __future__ import annotations
+
+from consumers.view.fold import TierOrder
+from engine.registry import WorkflowRegistry
+
+
+def tier_order(registry: WorkflowRegistry) -> TierOrder:
+    """Each loaded workflow version's ladder, lowest rung first (what `escalations` counts)."""
+    return {
+        (name, version): tuple(workflow.spec.tiers)
+        for name, versions in registry.workflows.items()
+        for version, workflow in versions.items()
+    }

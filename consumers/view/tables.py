@@ -1,0 +1,177 @@
+"""The read model's tables (SQLAlchemy Core), one definition for SQLite and PostgreSQL.
+
+The read model is disposable (DESIGN §8): it is a pure function of the committed output topics,
+so a schema change is never migrated: the tables carry a schema version, and a database holding
+another version is dropped and rebuilt from the topics (`schema_version` tells, `rebuild` does
+it; whether to do it is the caller's decision, since it means re-reading the topics).
+
+Every table is prefixed `view_`: in a shared PostgreSQL database, `rebuild` drops only those.
+Instants are stored in UTC (`UtcDateTime`): SQLite has no time zones, and deadlines must sort as
+instants whatever offset the workflow's records carry.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.pool import ConnectionPoolEntry
+
+SCHEMA_VERSION = 1
+"""Raise it with any change to the tables below, or to what the fold puts in them."""
+
+PREFIX = "view_"
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """An aware instant, stored in UTC and read back aware (SQLite keeps no offset at all)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: the read model stores instants")
+        utc = value.astimezone(UTC)
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Json = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+metadata = sa.MetaData()
+
+cases = sa.Table(
+    f"{PREFIX}cases",
+    metadata,
+    sa.Column("case_id", sa.String, primary_key=True),
+    sa.Column("workflow", sa.String, nullable=False),
+    sa.Column("workflow_version", sa.Integer, nullable=False),
+    sa.Column("state", sa.String, nullable=False),
+    sa.Column("tier", sa.String),
+    sa.Column("status", sa.String(8), nullable=False),  # open | closed
+    sa.Column("opened_at", UtcDateTime, nullable=False),
+    sa.Column("entered_at", UtcDateTime, nullable=False),
+    sa.Column("deadline", UtcDateTime),
+    sa.Column("warning_at", UtcDateTime),
+    sa.Column("warned", sa.Boolean, nullable=False),
+    sa.Column("breached", sa.Boolean, nullable=False),
+    sa.Column("paused", sa.Boolean, nullable=False),
+    sa.Column("extensions", sa.Integer, nullable=False),
+    sa.Column("escalations", sa.Integer, nullable=False),
+    sa.Column("breaches", sa.Integer, nullable=False),
+    sa.Column("on_time", sa.Boolean),
+    sa.Column("outcome", sa.String),
+    sa.Column("resolved_tier", sa.String),
+    sa.Column("closed_at", UtcDateTime),
+    sa.Column("last_seq", sa.Integer, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("attributes", Json, nullable=False),
+    # The lists: by status in deadline order (keyset pagination), and the backlog counts.
+    sa.Index(f"{PREFIX}cases_by_deadline", "status", "deadline", "case_id"),
+    sa.Index(f"{PREFIX}cases_by_rung", "workflow", "tier", "state"),
+)
+
+history = sa.Table(
+    f"{PREFIX}history",
+    metadata,
+    sa.Column("case_id", sa.String, primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("record_id", sa.String, nullable=False, unique=True),
+    sa.Column("type", sa.String, nullable=False),
+    sa.Column("occurred_at", UtcDateTime, nullable=False),
+    sa.Column("record", Json, nullable=False),
+    sa.Column("retracted", sa.Boolean, nullable=False),
+)
+"""Every record of a case, retracted ones and the retractions included (an audit trail)."""
+
+offsets = sa.Table(
+    f"{PREFIX}offsets",
+    metadata,
+    sa.Column("topic", sa.String, primary_key=True),
+    sa.Column("partition", sa.Integer, primary_key=True),
+    sa.Column("next_offset", sa.BigInteger, nullable=False),
+)
+"""The next offset to consume per topic partition, written in the transaction of the rows."""
+
+meta = sa.Table(
+    f"{PREFIX}meta",
+    metadata,
+    sa.Column("key", sa.String, primary_key=True),
+    sa.Column("value", sa.String, nullable=False),
+)
+
+
+def create_view_engine(url: str | sa.URL, **options: Any) -> Engine:
+    """An engine on the read model's database: `sqlite:///PATH` (embedded; the file's folder is
+    created) or `postgresql+psycopg://...`. SQLite gets WAL (readers of the console never block
+    the projection) and `synchronous=NORMAL` (a power cut may lose the last commits, never
+    consistency: the offsets are in the same transactions, so the view is merely behind)."""
+    parsed = sa.make_url(url)
+    engine = sa.create_engine(parsed, **options)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def schema_version(engine: Engine) -> int | None:
+    """The version the database's tables were made for; None when it has none of them."""
+    if not sa.inspect(engine).has_table(meta.name):
+        return None
+    with engine.connect() as conn:
+        found = conn.scalar(sa.select(meta.c.value).where(meta.c.key == "schema_version"))
+    return int(found) if found is not None else None
+
+
+def create_schema(engine: Engine) -> None:
+    """Create the tables (those missing) and record this version."""
+    with engine.begin() as conn:
+        metadata.create_all(conn)
+        conn.execute(sa.delete(meta).where(meta.c.key == "schema_version"))
+        conn.execute(sa.insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
+
+
+def rebuild(engine: Engine) -> None:
+    """Drop every `view_` table (whatever version made it) and create this version's, empty:
+    the offsets go with the rows, so the caller then reads the topics from the beginning."""
+    found = sa.MetaData()
+    found.reflect(engine, only=lambda name, _meta: name.startswith(PREFIX))
+    with engine.begin() as conn:
+        found.drop_all(conn)
+    create_schema(engine)
+
+
+SchemaState = Literal["created", "current", "stale"]
+
+
+def prepare(engine: Engine) -> SchemaState:
+    """Make an empty database ready (`created`); say `current` when its tables are this
+    version's, and `stale` when they are another's: then the caller decides when to `rebuild`
+    (the view service does at start; a console replica would rather wait for it)."""
+    found = schema_version(engine)
+    if found is None:
+        if any(name.startswith(PREFIX) for name in sa.inspect(engine).get_table_names()):
+            return "stale"  # tables of ours without a version: made by something else
+        create_schema(engine)
+        return "created"
+    return "current" if found == SCHEMA_VERSION else "stale"
