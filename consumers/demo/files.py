@@ -64,6 +64,8 @@ class RunFolder:
         self.records = out / "records.jsonl"
         self.index = out / "records.index"
         self.report = out / "report.html"
+        self.view = out / "view.sqlite"
+        """The read model of the town's records (consumers/demo/view.py)."""
 
     def read_spec(self) -> TownSpec | None:
         if not self.spec.exists():
@@ -79,10 +81,11 @@ class RunFolder:
 
     def clear(self) -> None:
         """Forget the town in this folder (`--fresh`)."""
-        for path in (self.store, self.spec, self.records, self.index, self.report):
+        for path in (self.store, self.spec, self.records, self.index, self.report, self.view):
             path.unlink(missing_ok=True)
-        for suffix in ("-wal", "-shm"):
-            Path(f"{self.store}{suffix}").unlink(missing_ok=True)
+        for database in (self.store, self.view):
+            for suffix in ("-wal", "-shm"):
+                Path(f"{database}{suffix}").unlink(missing_ok=True)
 
 
 class RecordLog:

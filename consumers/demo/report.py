@@ -43,6 +43,8 @@ class RunInfo:
     duplicates: int
     seconds: float
     complete: bool
+    view_url: str | None = None
+    """The read model of the town's records (consumers/demo/view.py), when written."""
 
 
 def percent(value: float | None) -> str:
@@ -82,9 +84,26 @@ def render(tally: Tally, spec: TownSpec, run: RunInfo) -> str:
         "</div>",
         "<h2>Refused and duplicate input</h2>",
         _rejections(tally, run),
+        _case_view(run),
         _definitions(),
     ]
     return _PAGE.format(title=escape(title), body="\n".join(parts))
+
+
+def _case_view(run: RunInfo) -> str:
+    """Where every case of the town can be looked up: its read model, and the commands."""
+    if run.view_url is None:
+        return ""
+    url = escape(run.view_url)
+    return (
+        "<h2>Every case 案件查询</h2>"
+        '<p class="note">The town\'s records are projected into a read model, as '
+        "<code>fengqiao view</code> projects <code>fengqiao.transitions</code>: "
+        f'<a href="{url}"><code>{url}</code></a>. List the overdue cases with '
+        f"<code>fengqiao cases list --status overdue --db {url}</code>, one case's timeline "
+        f"with <code>fengqiao cases show CASE_ID --db {url}</code>, or browse them in the "
+        f"console: <code>FENGQIAO_VIEW_DB={url} fengqiao view</code>.</p>"
+    )
 
 
 def _cards(ratios: Ratios) -> str:

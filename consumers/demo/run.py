@@ -49,6 +49,7 @@ from consumers.demo.report import RunInfo, write_report
 from consumers.demo.summary import print_summary
 from consumers.demo.town import DAY, Town, TownSpec
 from consumers.demo.town_stats import Tally, ladders_of
+from consumers.demo.view import update_view
 from consumers.runtime.http import HttpServer
 from consumers.runtime.metrics import EngineMetrics
 from consumers.runtime.observe import observe_batch
@@ -100,6 +101,7 @@ class _Run:
     base: Checkpoint
     """The commit this process resumed from (counters of earlier processes)."""
     pace: _Pace
+    registry: WorkflowRegistry
     stop: bool = False
 
 
@@ -167,17 +169,20 @@ def _resume(
     metrics.observe_cases(store.cases(STORE_PARTITION), STORE_PARTITION)
     metrics.partitions.set(1)
     pace = _Pace(options.speed, at.day)
-    return _Run(town, replay, store, log, tally, metrics, metrics_registry, at, at, pace)
+    return _Run(town, replay, store, log, tally, metrics, metrics_registry, at, at, pace,
+                registry)  # fmt: skip
 
 
 def _finish(
     run: _Run, folder: RunFolder, options: DemoOptions, complete: bool, console: Console
 ) -> int:
-    info = RunInfo(run.at.position, run.at.duplicates, run.at.seconds, complete)
+    view = update_view(folder.records, folder.view, run.registry)
+    info = RunInfo(run.at.position, run.at.duplicates, run.at.seconds, complete, view.url)
     report = write_report(folder.report, run.tally, options.spec, info)
     print_summary(console, run.tally, info, options.spec)
     _say(console, f"report: {report.resolve()}")
     _say(console, f"store:  {folder.store.resolve()}")
+    _say(console, f"view:   {view.path.resolve()}   (fengqiao cases list --db {view.url})")
     if not complete:
         _say(
             console,
