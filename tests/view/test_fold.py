@@ -8,7 +8,6 @@ retraction rule (DESIGN §4): a retracted record counts as never published.
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -87,7 +86,7 @@ def engine_histories(
 
 def unstamped(row: CaseRow | None) -> CaseRow | None:
     """A row without its bookkeeping of what was read (`last_seq`)."""
-    return None if row is None else replace(row, last_seq=0)
+    return None if row is None else row._replace(last_seq=0)
 
 
 # -- the fold equals the engine ----------------------------------------------------------------
@@ -218,5 +217,5 @@ def test_unknown_record_types_are_kept_but_change_nothing(engine: Engine, tiers:
              "occurred_at": "2025-09-21T09:00:00+08:00"}  # fmt: skip
     before, after = fold([opened], tiers), fold([opened, later], tiers)
     assert before is not None
-    assert after == replace(before, last_seq=2, updated_at=datetime(2025, 9, 21, 1, tzinfo=UTC))
+    assert after == before._replace(last_seq=2, updated_at=datetime(2025, 9, 21, 1, tzinfo=UTC))
     assert json.dumps(later)  # still plain JSON: kept as-is in the history
