@@ -1,4 +1,5 @@
-"""`fengqiao schemas export`: the public contracts as JSON Schema files and an AsyncAPI 3 document.
+"""`fengqiao schemas export`: the public contracts as JSON Schema files, an AsyncAPI 3 document,
+and the OpenAPI document of the view's API (`consumers/view/app.py`).
 
 Everything is generated from the pydantic models and the channel files (a channel's native
 messages are declared in `workflows/channels/`), so the published contract cannot drift from
@@ -14,6 +15,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from consumers.view.app import openapi_document
 from engine.channels import Channel
 from schemas.channel import ChannelSpec
 from schemas.events import CaseEvent, CaseReported
@@ -51,6 +53,7 @@ def schema_documents(channels: Mapping[str, Channel]) -> dict[str, str]:
         schema = {"$schema": JSON_SCHEMA, **_schema(channel.parser)}
         docs[f"intake/{name}.schema.json"] = _dump(schema)
     docs["asyncapi.json"] = _dump(asyncapi_document(channels))
+    docs["view-api.openapi.json"] = _dump(openapi_document())
     return docs
 
 

@@ -5,7 +5,12 @@ operators query, SQLite embedded or PostgreSQL shared, through one SQLAlchemy Co
 - `tables`: the tables, their schema version, and the rebuild a version change calls for;
 - `projection`: one batch of consumed records into the database in one transaction, offsets
   included, idempotent;
-- `queries`: what the API and the CLI read.
+- `queries`: what the API and the CLI read; `counts`: the backlog and the breach forecast;
+- `access`: the token file, scopes (a WHERE clause in every query) and session cookies;
+- `api`, `app`: the JSON API (FastAPI) and the application `fengqiao view` serves;
+  `responses`: its wire models; `export`: its CSV downloads;
+- `console`: the web console's pages (data by `pages`, charts by `charts`, words by `labels`;
+  `templates/` and `static/` beside them).
 
 This room sits beside `bench` and `demo`: above the Kafka and runtime rooms, below the CLI.
 """
