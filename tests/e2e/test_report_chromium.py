@@ -7,7 +7,6 @@ at 45 % opacity over the white page, so their colour on screen is the blend).
 
 from __future__ import annotations
 
-import subprocess
 from collections import Counter
 from pathlib import Path
 
@@ -15,16 +14,12 @@ import pytest
 
 from consumers.cli.main import main
 from consumers.demo.report import OUTCOME_COLORS, RUNG_COLORS
+from tests.e2e.browser import run_chromium
 from tests.e2e.png import decode
 
 # The first test may install Debian packages with apt (prometheus, chromium): minutes.
 pytestmark = pytest.mark.timeout(900)
 
-FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
-    "--force-device-scale-factor=1",
-]  # fmt: skip
 LINK_OPACITY = 0.45
 
 
@@ -52,13 +47,8 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out / "report.html"
 
 
-def _chromium(chromium: str, profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    command = [chromium, *FLAGS, f"--user-data-dir={profile}", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=180, check=False)
-
-
 def test_the_dom_holds_the_charts(chromium: str, report: Path, tmp_path: Path) -> None:
-    done = _chromium(chromium, tmp_path / "profile", "--dump-dom", report.as_uri())
+    done = run_chromium(chromium, tmp_path / "profile", "--dump-dom", report.as_uri())
     assert done.returncode == 0, done.stderr[-2000:]
     dom = done.stdout
     assert dom.count('<svg class="chart sankey"') == 3
@@ -72,8 +62,8 @@ def test_the_screenshot_shows_the_escalation_flow(
     chromium: str, report: Path, tmp_path: Path
 ) -> None:
     shot = tmp_path / "report.png"
-    done = _chromium(chromium, tmp_path / "profile", f"--screenshot={shot}",
-                     "--window-size=1280,1400", report.as_uri())  # fmt: skip
+    done = run_chromium(chromium, tmp_path / "profile", f"--screenshot={shot}",
+                        "--window-size=1280,1400", report.as_uri())  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     image = decode(shot.read_bytes())
     assert (image.width, image.height) == (1280, 1400)
