@@ -91,7 +91,7 @@ def _unauthorized(detail: str, error: str | None = None) -> HTTPException:
     return HTTPException(401, detail, headers={"WWW-Authenticate": challenge})
 
 
-def _bearer_grant(request: Request, context: ViewContext) -> Grant | None:
+def bearer_grant(request: Request, context: ViewContext) -> Grant | None:
     """The grant of the request's bearer token; None without an Authorization header."""
     header = request.headers.get("authorization")
     if header is None:
@@ -112,7 +112,7 @@ def _caller(
     _c: Annotated[Any, Depends(_cookie)],
 ) -> Grant:
     """The bearer token, else the session cookie; a header that is present decides."""
-    grant = _bearer_grant(request, context)
+    grant = bearer_grant(request, context)
     if grant is not None:
         return grant
     cookie = request.cookies.get(SESSION_COOKIE)
@@ -281,18 +281,25 @@ def get_forecast(
 def open_session(request: Request, response: Response, context: Context) -> None:
     """A session cookie for the web console, from a valid bearer token (a session cannot renew
     itself). HttpOnly and SameSite=Strict; Secure when the request came over HTTPS."""
-    grant = _bearer_grant(request, context)
+    grant = bearer_grant(request, context)
     if grant is None:
         raise _unauthorized("a bearer token is required to open a session")
     response.set_cookie(
-        SESSION_COOKIE,
-        context.sessions.issue(grant, context.now()),
-        max_age=int(context.sessions.ttl.total_seconds()),
-        path="/",
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
+        value=context.sessions.issue(grant, context.now()),
+        **session_cookie_options(request, context),
     )
+
+
+def session_cookie_options(request: Request, context: ViewContext) -> dict[str, Any]:
+    """How the session cookie is set (`POST /session` and the console's sign-in form)."""
+    return {
+        "key": SESSION_COOKIE,
+        "max_age": int(context.sessions.ttl.total_seconds()),
+        "path": "/",
+        "httponly": True,
+        "samesite": "strict",
+        "secure": request.url.scheme == "https",
+    }
 
 
 @session_router.delete("/session", status_code=204)

@@ -4,7 +4,11 @@ around every answer together; the `fengqiao view` service serves it with uvicorn
 The guard (`_Guard`) is why no answer carries a traceback or is kept by a cache: an error the
 routes did not expect becomes a JSON 500 (logged by type and place, never its message, which
 could quote data), a database that does not answer a JSON 503, and every answer says
-`Cache-Control: no-store` (case lists are not for proxies and browser caches to keep).
+`Cache-Control: no-store` (case lists are not for proxies and browser caches to keep) unless
+its route said otherwise (the console's stylesheet holds no data and may be cached).
+
+The web console (`console`) is mounted at the root, with its sign-in form (`login`): a page
+asked for without a session redirects to `/login` and back.
 """
 
 from __future__ import annotations
@@ -25,6 +29,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from consumers.runtime.clock import WallClock
 from consumers.view.access import Access, Sessions
 from consumers.view.api import ViewContext, router, session_router
+from consumers.view.console import console_router
+from consumers.view.fold import TierOrder
+from consumers.view.login import console_scope, login_router
 from engine.ports import Clock
 
 log = structlog.get_logger("fengqiao.view")
@@ -50,6 +57,7 @@ def create_app(
     zone: ZoneInfo = DEFAULT_ZONE,
     session_key: bytes | None = None,
     session_ttl: timedelta | None = None,
+    tiers: TierOrder | None = None,
 ) -> FastAPI:
     """The application over the read model in `db`, for the tokens of `access`.
 
@@ -57,7 +65,8 @@ def create_app(
     `clock`: "now" for overdue, at-risk and the forecast (the wall clock by default); `zone`:
     the forecast's calendar days; `session_key`: the HMAC key of session cookies (random per
     process by default: replicas behind one address must be given the same); `session_ttl`:
-    how long a session lasts (8 hours by default)."""
+    how long a session lasts (8 hours by default); `tiers`: each workflow version's ladder
+    (`view.tier_order(registry)`), the order of the console's funnels."""
     app = FastAPI(
         title="Fengqiao read model",
         version=VERSION,
@@ -78,6 +87,10 @@ def create_app(
     )
     app.include_router(router)
     app.include_router(session_router)
+    app.include_router(login_router())
+    now = app.state.view.now
+    pages = console_router(db, scope=console_scope, now=now, zone=zone, tiers=tiers)
+    app.include_router(pages, include_in_schema=False)
     _probes(app, ready)
     app.add_exception_handler(sa.exc.OperationalError, _database_away)
     app.add_exception_handler(sa.exc.InterfaceError, _database_away)
@@ -124,7 +137,9 @@ class _Guard:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                message["headers"] = [*message.get("headers", []), *_HEADERS]
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                message["headers"] = headers + [h for h in _HEADERS if h[0] not in present]
             await send(message)
 
         try:
