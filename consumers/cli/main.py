@@ -18,6 +18,7 @@ from consumers.bench.kafka_bench import run_kafka_bench
 from consumers.bench.scale import run_scale_bench
 from consumers.bench.soak import run_soak_bench
 from consumers.cli.author_test import add_test_command
+from consumers.cli.cases import add_cases_command
 from consumers.cli.demo import add_demo_command
 from consumers.cli.files import (
     channels_or_say,
@@ -30,6 +31,7 @@ from consumers.cli.migrate import main as migrate_main
 from consumers.cli.schemas import write_schemas
 from consumers.cli.service import run_service
 from consumers.cli.simulate import simulate
+from consumers.cli.view import add_view_command
 from consumers.kafka.admin import TopicsError
 from consumers.kafka.topics import check_topics, create_topics
 from consumers.runtime.logs import configure_logging
@@ -349,6 +351,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_demo_command(sub, workflows_default)
     add_test_command(sub, workflows_default)
+    add_view_command(sub)
+    add_cases_command(sub)
     for action in sub._choices_actions:  # each command's --help opens with its one-line help
         command = sub.choices[action.dest]
         command.description = command.description or action.help

@@ -6,6 +6,11 @@ typo (`FENGQIAO_BOOTSTRAP_SERVER`) ran the engine against the default broker wit
 Both the list and the check come from the `Settings` model itself (field, `env_name`, default,
 choices, description), so neither can drift from what is really read.
 
+Other commands have settings of their own (the read side's `FENGQIAO_VIEW_*`,
+consumers/view/settings.py): their models `register_settings` when imported, since this room sits
+below theirs and may not import them. The CLI imports every command, so by the time it checks
+the environment, every model is registered: a variable of `fengqiao view` is no typo to `run`.
+
 Not every `FENGQIAO_*` variable is a setting: the test suite and the tools around it have their
 own (`TOOL_VARIABLES`); they are never warned about, since a shell that runs the tests often
 has them exported while it starts the engine.
@@ -24,6 +29,7 @@ from typing import Any
 
 from pydantic import AliasChoices, SecretStr
 from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings
 
 from consumers.runtime.settings import ENV_PREFIX, Settings, env_name
 
@@ -50,10 +56,20 @@ _DEFAULT_FACTORIES = {socket.gethostname: "the hostname"}
 _INDENT = " " * 6
 
 
+_MODELS: list[type[BaseSettings]] = [Settings]
+"""Every command's settings model: the engine's, then those registered."""
+
+
+def register_settings(model: type[BaseSettings]) -> None:
+    """Make the variables of another command's settings known (idempotent)."""
+    if model not in _MODELS:
+        _MODELS.append(model)
+
+
 def setting_variables() -> dict[str, str]:
-    """Every variable the settings read (aliases included) → its field name."""
+    """Every variable the settings of every command read (aliases included) → its field name."""
     names: dict[str, str] = {}
-    for field, info in Settings.model_fields.items():
+    for field, info in _fields():
         names[env_name(field)] = field
         if isinstance(info.validation_alias, AliasChoices):
             for alias in info.validation_alias.choices:
@@ -66,7 +82,7 @@ def unknown_variable_warnings(environ: Mapping[str, str]) -> list[str]:
     """One `warning: …` line per `FENGQIAO_*` variable in `environ` that no setting reads (the
     settings match names case-insensitively, so does this), with the likely intended one."""
     known = setting_variables()
-    candidates = [env_name(field) for field in Settings.model_fields]
+    candidates = [env_name(field) for field, _ in _fields()]
     warnings: list[str] = []
     for name in sorted(environ):
         upper = name.upper()
@@ -78,10 +94,15 @@ def unknown_variable_warnings(environ: Mapping[str, str]) -> list[str]:
     return warnings
 
 
-def variables_help(width: int = 80) -> str:
-    """The settings as `run --help` lists them: variable, default, choices, description."""
+def _fields() -> list[tuple[str, FieldInfo]]:
+    return [(field, info) for model in _MODELS for field, info in model.model_fields.items()]
+
+
+def variables_help(width: int = 80, model: type[BaseSettings] = Settings) -> str:
+    """The settings of one command as its `--help` lists them (`run`'s by default): variable,
+    default, choices, description."""
     lines = ["settings (environment variables; the options above override a few):"]
-    for field, info in Settings.model_fields.items():
+    for field, info in model.model_fields.items():
         head = f"  {env_name(field)}"
         default = _default(info)
         if default is not None:

@@ -10,7 +10,10 @@ operators query, SQLite embedded or PostgreSQL shared, through one SQLAlchemy Co
 - `api`, `app`: the JSON API (FastAPI) and the application `fengqiao view` serves;
   `responses`: its wire models; `export`: its CSV downloads;
 - `console`: the web console's pages (data by `pages`, charts by `charts`, words by `labels`;
-  `templates/` and `static/` beside them).
+  `templates/` and `static/` beside them);
+- `consume`: the consumer loop of `fengqiao view` (the transitions topic into `projection`,
+  offsets from the database, readiness), with its `metrics`; `serve`: uvicorn on a thread, and
+  `/metrics` and the probes in front of the app; `settings`: the `FENGQIAO_VIEW_*` variables.
 
 This room sits beside `bench` and `demo`: above the Kafka and runtime rooms, below the CLI.
 """

@@ -20,6 +20,8 @@ from consumers.cli.main import build_parser
 from consumers.runtime.intake_metrics import IntakeMetrics
 from consumers.runtime.metrics import EngineMetrics
 from consumers.runtime.settings import ENV_PREFIX, Settings, env_name
+from consumers.view.access import load_access
+from consumers.view.settings import ViewSettings
 from engine.registry import WorkflowRegistry
 from tests.integration.intake_samples import CHANNELS
 
@@ -31,6 +33,7 @@ COMPOSE = DEPLOY / "compose.yaml"
 K8S = DEPLOY / "k8s"
 DOCKERFILE = DEPLOY / "Dockerfile"
 PORT = Settings.model_fields["http_port"].default
+VIEW_PORT = ViewSettings.model_fields["view_http_port"].default
 TEXT_SUFFIXES = {".yaml", ".yml", ".json", ".md", ""}
 
 
@@ -48,12 +51,14 @@ def _yaml_documents(path: Path) -> list[Any]:
 
 
 def _k8s() -> dict[str, dict[str, Any]]:
-    """The Kubernetes objects of deploy/k8s by kind (one of each kind is used here)."""
+    """The Kubernetes objects of deploy/k8s by `KIND/NAME`, and by kind alone for the first of
+    each kind in the kustomization (the engine's: its files come first)."""
     kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text(encoding="utf-8"))
     objects: dict[str, dict[str, Any]] = {}
     for name in kustomization["resources"]:
         for doc in _yaml_documents(K8S / name):
-            objects[doc["kind"]] = doc
+            objects.setdefault(doc["kind"], doc)
+            objects[f"{doc['kind']}/{doc['metadata']['name']}"] = doc
     return objects
 
 
@@ -63,7 +68,7 @@ def _compose() -> dict[str, Any]:
 
 
 def test_every_fengqiao_variable_is_a_real_setting() -> None:
-    known = {env_name(name) for name in Settings.model_fields} | {
+    known = {env_name(name) for name in (*Settings.model_fields, *ViewSettings.model_fields)} | {
         f"{ENV_PREFIX}KAFKA_BOOTSTRAP_SERVERS"
     }
     used: dict[str, set[str]] = {}
@@ -86,6 +91,8 @@ def test_the_metrics_port_is_the_settings_default_everywhere() -> None:
     scrape = yaml.safe_load((DEPLOY / "compose" / "prometheus.yml").read_text(encoding="utf-8"))
     targets = scrape["scrape_configs"][0]["static_configs"][0]["targets"]
     assert targets == [f"engine:{PORT}", f"adapters:{PORT}"]
+    view_targets = scrape["scrape_configs"][1]["static_configs"][0]["targets"]
+    assert view_targets == [f"view:{VIEW_PORT}"]
     k8s = _k8s()
     pod = k8s["StatefulSet"]["spec"]["template"]
     container = pod["spec"]["containers"][0]
@@ -242,3 +249,32 @@ def test_commands_in_the_manifests_are_real_cli_commands() -> None:
     assert 'fengqiao = "consumers.cli.main:main"' in pyproject
     for copied in re.findall(r"^COPY (?!--)(\S+)", dockerfile, re.M):
         assert (ROOT / copied).exists(), copied
+
+
+def test_the_view_is_deployed_with_its_database_port_probes_and_access_file() -> None:
+    services = _compose()["services"]
+    view = services["view"]
+    assert view["command"] == ["view"]
+    assert view["ports"] == [f"8080:{VIEW_PORT}"]
+    assert view["environment"]["FENGQIAO_VIEW_HTTP_PORT"] == str(VIEW_PORT)
+    assert view["environment"]["FENGQIAO_VIEW_DB"].startswith("postgresql+psycopg://")
+    assert view["depends_on"]["postgres"]["condition"] == "service_healthy"
+    host, mounted, _ = view["volumes"][0].split(":")
+    assert view["environment"]["FENGQIAO_VIEW_ACCESS"] == mounted
+    access = load_access(DEPLOY / host)
+    assert access.authenticate("fengqiao-local-only") is not None, "the token the file names"
+    k8s = _k8s()
+    deployment = k8s["Deployment/fengqiao-view"]
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"] == ["view"]
+    assert container["ports"] == [{"name": "http", "containerPort": VIEW_PORT}]
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "access")
+    assert env["FENGQIAO_VIEW_ACCESS"].startswith(mount["mountPath"] + "/")
+    assert k8s["Service/fengqiao-view"]["spec"]["ports"][0]["port"] == VIEW_PORT
+    assert (
+        k8s["StatefulSet/fengqiao-postgres"]["spec"]["template"]["spec"]["containers"][0]["image"]
+        == services["postgres"]["image"]
+    )
