@@ -113,6 +113,12 @@ COVERED: dict[str, str] = {
         f"{DEPLOY}test_replicas_are_bounded_by_the_partition_count_and_instances_are_pod_names",
     "deploy/k8s/render-workflows-configmap":
         f"{DEPLOY}test_the_workflows_configmap_is_the_workflows_folder",
+    f"{FENGQIAO} view":
+        f"{INTEGRATION}test_view_service.py::test_the_view_equals_simulate_and_survives_sigkill_mid_stream",
+    f"{FENGQIAO} cases list --status overdue --workflow hotline-12345":
+        "tests/view/test_cases_cli.py::test_overdue_lists_exactly_the_overdue_cases_in_json",
+    f"{FENGQIAO} cases show FQ-D-2026-0001":
+        "tests/view/test_cases_cli.py::test_one_case_with_its_timeline_and_the_retracted_record_marked",
 }  # fmt: skip
 """Commands too slow or too external to run here (Kafka, containers, a fresh venv), and the
 test that runs them or checks what they run. Docker and kubectl are not available to the
