@@ -106,6 +106,11 @@ class Transaction(Protocol):
         """(partitions of `topic`, records the group has not committed over all of them)."""
         ...
 
+    def rejoin(self) -> None:
+        """Leave the group and join it again: a rebalance on fresh metadata (for a group whose
+        assignment left every input partition unheld)."""
+        ...
+
     def close(self) -> None: ...
 
 

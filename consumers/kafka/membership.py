@@ -43,6 +43,11 @@ UNSETTLED_SESSIONS = 3
 
 WATCH_INTERVAL_S = 15.0
 """How often the loop asks the broker for the group's size and lag."""
+UNHELD_WATCHES = 2
+"""Looks in a row at a stable group that holds none of the input partitions before this member
+leaves and joins it again (30 s): a leader that assigned while the topic's metadata was unknown
+(just after a broker restart) gave everyone nothing, and static members that only restart get
+that nothing back without a rebalance, for good."""
 
 GROUP_STATES = ("unjoined", "rebalancing", "stable")
 
@@ -177,6 +182,8 @@ class GroupWatch:
     """Asks the broker who is in the group, holding what (an admin call; None: no answer)."""
     clock: Callable[[], float] = time.monotonic
     _last_watch: float = field(default=float("-inf"))
+    _unheld: int = 0
+    """Consecutive looks at a stable group holding none of the input partitions."""
 
     def __post_init__(self) -> None:
         self._last_watch = self.clock()  # the first look comes after the first assignment
@@ -209,3 +216,21 @@ class GroupWatch:
         held = self.membership.assigned
         if state == "stable" and held is not None and not held:
             self.membership.group = self.group_owners()
+            self._rejoin_if_nobody_holds(transaction)
+        else:
+            self._unheld = 0
+
+    def _rejoin_if_nobody_holds(self, transaction: Transaction) -> None:
+        """A stable group where no member holds any input partition is stuck (`UNHELD_WATCHES`):
+        leave and join again, so that a rebalance assigns them."""
+        group, partitions = self.membership.group, self.membership.input_partitions
+        if group is None or not partitions or group.held:
+            self._unheld = 0
+            return
+        self._unheld += 1
+        if self._unheld < UNHELD_WATCHES:
+            return
+        self._unheld = 0
+        log.warning("group.rejoin", reason="no member holds an input partition",
+                    members=group.members, partitions=partitions)  # fmt: skip
+        transaction.rejoin()

@@ -232,6 +232,23 @@ class KafkaTransaction:
             lag += max(0, ends.get(tp, 0) - committed)
         return len(tps), lag
 
+    def rejoin(self) -> None:
+        """Leave the group, also as a static member (the broker hands a static member that
+        merely rejoins its old assignment, without a rebalance), and join again on the next
+        poll: a rebalance, whose leader assigns from the topic's current metadata."""
+        coordinator = getattr(self.consumer, "_coordinator", None)
+        if coordinator is None:
+            return
+        own = coordinator.__dict__.get("is_dynamic_member")
+        coordinator.is_dynamic_member = lambda: True
+        try:
+            coordinator.maybe_leave_group(reason="fengqiao: no member holds an input partition")
+        finally:
+            if own is None:
+                del coordinator.is_dynamic_member
+            else:
+                coordinator.is_dynamic_member = own
+
     def close(self) -> None:
         """Leave the group (partitions move at once), also as a static member, and close the
         producer."""

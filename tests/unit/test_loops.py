@@ -68,6 +68,8 @@ class FakeTransaction:
     listener: Any = None
     assigned: list[Any] | None = None
     closed: bool = False
+    rejoined: int = 0
+    """`rejoin` calls (the group watch leaves and joins a group stuck holding nothing)."""
 
     def __post_init__(self) -> None:
         self.log = {TopicPartition(t, p): [] for t, n in self.topics.items() for p in range(n)}
@@ -123,6 +125,9 @@ class FakeTransaction:
     def group_lag(self, topic: str) -> tuple[int, int]:
         tps = [tp for tp in self.log if tp.topic == topic]
         return len(tps), sum(len(self.log[tp]) - self.committed.get(tp, 0) for tp in tps)
+
+    def rejoin(self) -> None:
+        self.rejoined += 1
 
     def close(self) -> None:
         self.closed = True

@@ -8,15 +8,21 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry
 
 from consumers.kafka.membership import (
+    UNHELD_WATCHES,
     UNSETTLED_SESSIONS,
+    WATCH_INTERVAL_S,
     GroupOwners,
+    GroupWatch,
     Membership,
     heartbeat_interval_ms,
     held_partitions,
     state_name,
 )
+from consumers.runtime.metrics import EngineMetrics
+from engine.ports import GroupView
 
 pytestmark = pytest.mark.unit
 
@@ -164,3 +170,38 @@ def test_state_names() -> None:
     assert [state_name(s) for s in ("<stable>", "<rebalancing>", "<unjoined>", "odd")] == [
         "stable", "rebalancing", "unjoined", "unjoined",
     ]  # fmt: skip
+
+
+class _Watched:
+    """A transaction's group side for `GroupWatch`: stable, the topic's partitions, rejoins."""
+
+    def __init__(self, partitions: int) -> None:
+        self.partitions = partitions
+        self.rejoined = 0
+
+    def group(self) -> Any:
+        return GroupView("<stable>", 3)
+
+    def group_lag(self, topic: str) -> tuple[int, int]:
+        return self.partitions, 100
+
+    def rejoin(self) -> None:
+        self.rejoined += 1
+
+
+@pytest.mark.parametrize(("held", "rejoins"), [(frozenset(), 1), (frozenset({0, 1, 2, 3}), 0)])
+def test_a_stable_group_holding_no_partition_is_left_and_joined_again(
+    held: frozenset[int], rejoins: int
+) -> None:
+    """Two looks in a row at a stable group where nobody holds anything (a leader that assigned
+    before the topic's metadata came back): leave and join again. A standby whose group holds
+    every partition stays."""
+    now = [0.0]
+    membership = _joined(frozenset())
+    watched = _Watched(partitions=4)
+    watch = GroupWatch(membership, EngineMetrics.create(CollectorRegistry()), "events",
+                       group_owners=lambda: GroupOwners(2, held), clock=lambda: now[0])  # fmt: skip
+    for _ in range(UNHELD_WATCHES * 2):
+        now[0] += WATCH_INTERVAL_S + 1
+        watch.turn(watched)  # type: ignore[arg-type]
+    assert watched.rejoined == rejoins * 2
