@@ -70,7 +70,8 @@ def run_view(config: ViewConfig) -> int:
     db = create_view_engine(url, pool_pre_ping=True)
     disable_created_metrics()  # type: ignore[no-untyped-call]
     metrics_registry = CollectorRegistry()
-    consumer = ViewConsumer(db, tier_order(registry), config, ViewMetrics.create(metrics_registry))
+    view_metrics = ViewMetrics.create(metrics_registry)
+    consumer = ViewConsumer(db, tier_order(registry), config, view_metrics)
     try:
         consumer.prepare_database()  # before the API can be asked anything
     except sa.exc.DBAPIError as err:  # unreachable, refused login, no right to create tables
@@ -79,15 +80,19 @@ def run_view(config: ViewConfig) -> int:
         db.dispose()
         return 2
     try:
-        return _serve(config.view, db, consumer, metrics_registry)
+        return _serve(config.view, db, consumer, metrics_registry, view_metrics)
     finally:
         db.dispose()
 
 
 def _serve(
-    settings: ViewSettings, db: sa.Engine, consumer: ViewConsumer, metrics: CollectorRegistry
+    settings: ViewSettings,
+    db: sa.Engine,
+    consumer: ViewConsumer,
+    metrics: CollectorRegistry,
+    view_metrics: ViewMetrics | None = None,
 ) -> int:
-    app = api_app(db, settings, consumer)
+    app = api_app(db, settings, consumer, view_metrics)
     if isinstance(app, str):
         print(f"error: {app}", file=sys.stderr)
         return 2
@@ -128,7 +133,12 @@ def _serve(
     return 0
 
 
-def api_app(db: sa.Engine, settings: ViewSettings, consumer: ViewConsumer) -> ASGIApp | str | None:
+def api_app(
+    db: sa.Engine,
+    settings: ViewSettings,
+    consumer: ViewConsumer,
+    metrics: ViewMetrics | None = None,
+) -> ASGIApp | str | None:
     """The JSON API and console (consumers/view/app.py) for this database and access file;
     None when they are not served (no access file), a string when the access file cannot be
     used (the error to print)."""
@@ -139,7 +149,8 @@ def api_app(db: sa.Engine, settings: ViewSettings, consumer: ViewConsumer) -> AS
         access = load_access(settings.view_access)
     except AccessFileError as err:
         return str(err)
-    return create_app(db, access, ready=lambda: consumer.ready()[0])
+    return create_app(db, access, ready=lambda: consumer.ready()[0], tiers=consumer.tiers,
+                      observe=metrics.request if metrics is not None else None)  # fmt: skip
 
 
 def _first_line(err: sa.exc.DBAPIError) -> str:

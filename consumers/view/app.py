@@ -14,6 +14,7 @@ asked for without a session redirects to `/login` and back.
 from __future__ import annotations
 
 import json
+import time
 import traceback
 from collections.abc import Callable
 from datetime import timedelta
@@ -35,6 +36,9 @@ from consumers.view.login import console_scope, login_router
 from engine.ports import Clock
 
 log = structlog.get_logger("fengqiao.view")
+
+Observe = Callable[[str, int, float], None]
+"""(route template, status, seconds) of one answered request."""
 
 VERSION = "0.1.0"
 OPENAPI_URL = "/api/openapi.json"
@@ -58,6 +62,7 @@ def create_app(
     session_key: bytes | None = None,
     session_ttl: timedelta | None = None,
     tiers: TierOrder | None = None,
+    observe: Observe | None = None,
 ) -> FastAPI:
     """The application over the read model in `db`, for the tokens of `access`.
 
@@ -66,7 +71,8 @@ def create_app(
     the forecast's calendar days; `session_key`: the HMAC key of session cookies (random per
     process by default: replicas behind one address must be given the same); `session_ttl`:
     how long a session lasts (8 hours by default); `tiers`: each workflow version's ladder
-    (`view.tier_order(registry)`), the order of the console's funnels."""
+    (`view.tier_order(registry)`), the order of the console's funnels; `observe`: called with
+    each answered request's route template, status and seconds (the view's latency metric)."""
     app = FastAPI(
         title="Fengqiao read model",
         version=VERSION,
@@ -94,7 +100,7 @@ def create_app(
     _probes(app, ready)
     app.add_exception_handler(sa.exc.OperationalError, _database_away)
     app.add_exception_handler(sa.exc.InterfaceError, _database_away)
-    app.add_middleware(_Guard)
+    app.add_middleware(_Guard, observe=observe)
     return app
 
 
@@ -124,19 +130,23 @@ class _Guard:
     and turns an unexpected error into a JSON 500 when no answer has started (after that the
     connection is closed: a truncated download, never a traceback)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, observe: Observe | None = None) -> None:
         self.app = app
+        self.observe = observe
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = False
+        status = 500
+        began = time.perf_counter()
 
         async def guarded_send(message: Message) -> None:
-            nonlocal started
+            nonlocal started, status
             if message["type"] == "http.response.start":
                 started = True
+                status = int(message.get("status", 500))
                 headers = list(message.get("headers", []))
                 present = {name.lower() for name, _ in headers}
                 message["headers"] = headers + [h for h in _HEADERS if h[0] not in present]
@@ -150,6 +160,10 @@ class _Guard:
                       started=started)  # fmt: skip
             if not started:
                 await _internal_error(guarded_send)
+        finally:
+            if self.observe is not None:
+                route = getattr(scope.get("route"), "path", None) or "unrouted"
+                self.observe(route, status, time.perf_counter() - began)
 
 
 async def _internal_error(send: Send) -> None:

@@ -21,6 +21,8 @@ from consumers.view.projection import Projected
 
 BATCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 """A batch is one database transaction: milliseconds on SQLite, up to seconds under load."""
+REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+"""An API call or a page: the target is 50 ms at the 99th percentile (README, Benchmarks)."""
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class ViewMetrics:
     cases: Gauge
     retries: Counter
     partitions: Gauge
+    request_seconds: Histogram
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> ViewMetrics:
@@ -74,12 +77,21 @@ class ViewMetrics:
                 "fengqiao_view_partitions_assigned",
                 "Partitions of the transitions topic the view reads.", registry=r,
             ),
+            request_seconds=Histogram(
+                "fengqiao_view_request_duration_seconds",
+                "API calls and console pages, by route template (never a case id) and status.",
+                ["route", "status"], buckets=REQUEST_BUCKETS, registry=r,
+            ),
         )  # fmt: skip
         for outcome in ("applied", "duplicate", "skipped", "ignored"):
             metrics.records.labels(outcome)
         for reason in ("conflict", "database"):
             metrics.retries.labels(reason)
         return metrics
+
+    def request(self, route: str, status: int, seconds: float) -> None:
+        """One answered request (the app's guard calls it)."""
+        self.request_seconds.labels(route, str(status)).observe(seconds)
 
     def projected(self, result: Projected) -> None:
         self.records.labels("applied").inc(result.applied)

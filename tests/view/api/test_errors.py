@@ -10,9 +10,10 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from structlog.testing import capture_logs
 
+from consumers.runtime.clock import FixedClock
 from consumers.view.app import create_app
 from consumers.view.tables import create_view_engine
-from tests.view.api.conftest import CALLERS, make_access
+from tests.view.api.conftest import CALLERS, NOW, make_access
 
 pytestmark = pytest.mark.unit
 
@@ -51,3 +52,22 @@ def test_a_database_that_does_not_answer_is_a_503() -> None:
             )
         assert client.get("/healthz").status_code == 200  # liveness does not hang on it
     db.dispose()
+
+
+def test_every_answer_is_timed_by_its_route_template_never_its_case_id(
+    town_db: sa.Engine,
+) -> None:
+    seen: list[tuple[str, int, float]] = []
+    app = create_app(town_db, make_access(), clock=FixedClock(NOW),
+                     observe=lambda route, status, s: seen.append((route, status, s)))  # fmt: skip
+    with TestClient(app) as client:
+        headers = CALLERS["county"].headers
+        client.get("/api/cases/FQ-D-20260105-0001", headers=headers)
+        client.get("/api/cases?status=overdue", headers=headers)
+        client.get("/api/backlog")
+    routes = [(route, status) for route, status, _ in seen]
+    assert ("/api/cases/{case_id}", 200) in routes or ("/api/cases/{case_id}", 404) in routes
+    assert ("/api/cases", 200) in routes
+    assert ("/api/backlog", 401) in routes
+    assert all(seconds >= 0 for _, _, seconds in seen)
+    assert not any("FQ-D-" in route for route, _, _ in seen), "no case id in a label"
