@@ -5,8 +5,8 @@ queries as the API (consumers/view/queries.py), read-only: a reader never create
 rebuilds a read model (that is `fengqiao view`'s job), so a missing file, a database without the
 tables or with another schema version is one `error:` line and exit 2. An unknown case is exit 1.
 
-`--url` (the HTTP API of a running view, with a token from the environment) is not there yet:
-the API it would call is being written beside this.
+With `--url` they ask a running view's JSON API instead, with the token in
+`FENGQIAO_VIEW_TOKEN` (consumers/cli/cases_remote.py); the tables are the same.
 """
 
 from __future__ import annotations
@@ -24,11 +24,20 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import sqlalchemy as sa
 
 from consumers.cli.case_tables import case_card, case_list, entry_json, row_json
+from consumers.cli.cases_remote import TOKEN_VARIABLE, ApiSource, RemoteError
 from consumers.runtime.clock import WallClock
 from consumers.runtime.settings import SettingsError
 from consumers.runtime.variables import unknown_variable_warnings
 from consumers.view.fold import CaseRow
-from consumers.view.queries import PAGE_MAX, Cursor, ListStatus, case_by_id, history_of, list_cases
+from consumers.view.queries import (
+    PAGE_MAX,
+    Cursor,
+    HistoryEntry,
+    ListStatus,
+    case_by_id,
+    history_of,
+    list_cases,
+)
 from consumers.view.settings import database_url, load_view_settings, shown_url
 from consumers.view.tables import SCHEMA_VERSION, create_view_engine, schema_version
 
@@ -89,26 +98,64 @@ def _now(text: str | None) -> datetime:
     return now
 
 
+class _DbSource:
+    """The read model's database, read directly."""
+
+    def __init__(self, db: sa.Engine, now: datetime) -> None:
+        self.db, self.now = db, now
+
+    def cases(
+        self, status: str, filters: dict[str, str | None], limit: int
+    ) -> tuple[list[CaseRow], bool]:
+        """Pages of the list in deadline order until `limit`; whether more are left."""
+        rows: list[CaseRow] = []
+        after: Cursor | None = None
+        with self.db.connect() as conn:
+            while len(rows) <= limit:  # one past the limit tells whether more are left
+                want = min(PAGE_MAX, limit + 1 - len(rows))
+                page = list_cases(conn, status, now=self.now, after=after, limit=want,  # type: ignore[arg-type]
+                                  workflow=filters.get("workflow"), tier=filters.get("tier"),
+                                  state=filters.get("state"))  # fmt: skip
+                rows += page.rows
+                if page.next is None:
+                    break
+                after = page.next
+        return rows[:limit], len(rows) > limit
+
+    def case(self, case_id: str) -> tuple[CaseRow | None, list[HistoryEntry]]:
+        with self.db.connect() as conn:
+            row = case_by_id(conn, case_id)
+            return row, history_of(conn, case_id) if row is not None else []
+
+
+Source = _DbSource | ApiSource
+
+
 def _refusing(
-    command: Callable[[argparse.Namespace, sa.Engine], int],
+    command: Callable[[argparse.Namespace, Source], int],
 ) -> Callable[[argparse.Namespace], int]:
-    """Warnings about unknown variables, then the command; `_Refused` becomes its one line."""
+    """Warnings about unknown variables, then the command on the database or (`--url`) the
+    API; `_Refused` and `RemoteError` become their one line."""
 
     def run(args: argparse.Namespace) -> int:
         for warning in unknown_variable_warnings(os.environ):
             print(warning, file=sys.stderr)
         try:
-            settings = load_view_settings({"view_db": args.db})
-        except SettingsError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-        try:
+            if args.url is not None:
+                if args.db is not None or args.now is not None:
+                    raise _Refused("--url asks a running view: --db and --now are for a database")
+                return command(args, ApiSource(args.url, os.environ.get(TOKEN_VARIABLE)))
+            try:
+                settings = load_view_settings({"view_db": args.db})
+            except SettingsError as err:
+                print(f"error: {err}", file=sys.stderr)
+                return 2
             db = open_read_model(database_url(settings))
             try:
-                return command(args, db)
+                return command(args, _DbSource(db, _now(args.now)))
             finally:
                 db.dispose()
-        except _Refused as refused:
+        except (_Refused, RemoteError) as refused:
             print(f"error: {refused}", file=sys.stderr)
             return refused.code
         except BrokenPipeError:  # `cases list | head`: the reader left
@@ -118,11 +165,12 @@ def _refusing(
     return run
 
 
-def cmd_list(args: argparse.Namespace, db: sa.Engine) -> int:
+def cmd_list(args: argparse.Namespace, source: Source) -> int:
     now, tz = _now(args.now), _zone(args.tz)
     if args.limit < 0:
         raise _Refused("--limit must be 0 (all) or more")
-    rows, more = _fetch(db, args, now)
+    filters = {"workflow": args.workflow, "tier": args.tier, "state": args.state}
+    rows, more = source.cases(args.status, filters, args.limit or sys.maxsize)
     if args.json:
         json.dump([row_json(r, now) for r in rows], sys.stdout, ensure_ascii=False, indent=1)
         sys.stdout.write("\n")
@@ -134,28 +182,9 @@ def cmd_list(args: argparse.Namespace, db: sa.Engine) -> int:
     return 0
 
 
-def _fetch(db: sa.Engine, args: argparse.Namespace, now: datetime) -> tuple[list[CaseRow], bool]:
-    """Pages of the list in deadline order until `--limit` (0: all); whether more are left."""
-    filters = {"workflow": args.workflow, "tier": args.tier, "state": args.state}
-    limit = args.limit or sys.maxsize
-    rows: list[CaseRow] = []
-    after: Cursor | None = None
-    with db.connect() as conn:
-        while len(rows) <= limit:  # one past the limit tells whether more are left
-            want = min(PAGE_MAX, limit + 1 - len(rows))
-            page = list_cases(conn, args.status, now=now, after=after, limit=want, **filters)
-            rows += page.rows
-            if page.next is None:
-                break
-            after = page.next
-    return rows[:limit], len(rows) > limit
-
-
-def cmd_show(args: argparse.Namespace, db: sa.Engine) -> int:
+def cmd_show(args: argparse.Namespace, source: Source) -> int:
     now, tz = _now(args.now), _zone(args.tz)
-    with db.connect() as conn:
-        row = case_by_id(conn, args.case_id)
-        history = history_of(conn, args.case_id) if row is not None else []
+    row, history = source.case(args.case_id)
     if row is None:
         raise _Refused(f"no case {args.case_id!r} in the read model", code=1)
     if args.json:
@@ -170,6 +199,8 @@ def cmd_show(args: argparse.Namespace, db: sa.Engine) -> int:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db", help="the read model's database URL (default FENGQIAO_VIEW_DB)")
+    p.add_argument("--url", help="ask a running view's API instead, e.g. https://view.example "
+                   f"(token in {TOKEN_VARIABLE})")  # fmt: skip
     p.add_argument("--json", action="store_true", help="JSON (instants in UTC) instead of a table")
     p.add_argument("--tz", help="time zone of the table's times, e.g. Asia/Shanghai "
                    "(default: this machine's)")  # fmt: skip

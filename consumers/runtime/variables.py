@@ -46,6 +46,8 @@ TOOL_VARIABLES = frozenset({
     # fail rather than skip, the binaries, the user they run as, the start timeout
     "FENGQIAO_POSTGRES_URL", "FENGQIAO_REQUIRE_POSTGRES", "FENGQIAO_POSTGRES_ROOT",
     "FENGQIAO_POSTGRES_USER", "FENGQIAO_POSTGRES_START_TIMEOUT",
+    # `fengqiao cases --url` (consumers/cli/cases_remote.py): the client's token for the view
+    "FENGQIAO_VIEW_TOKEN",
 })  # fmt: skip
 """`FENGQIAO_*` variables of the tests and tools: legitimate, but not settings."""
 
