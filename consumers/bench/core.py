@@ -70,7 +70,8 @@ STAGES: list[tuple[str, list[tuple[str, str]], list[tuple[str, str]]]] = [
 ]  # fmt: skip
 
 
-def _inclusive(stats: pstats.Stats, wanted: list[tuple[str, str]]) -> float:
+def inclusive(stats: pstats.Stats, wanted: list[tuple[str, str]]) -> float:
+    """Seconds in the named functions, callees included (`bench view` splits its time too)."""
     table: dict[tuple[str, int, str], tuple[Any, ...]] = stats.stats  # type: ignore[attr-defined]
     return float(
         sum(
@@ -89,7 +90,7 @@ def breakdown(run: Callable[[], int], us_per_event: float) -> dict[str, float]:
     stats = pstats.Stats(profiler)
     total: float = stats.total_tt  # type: ignore[attr-defined]
     shares = {
-        label: (_inclusive(stats, plus) - _inclusive(stats, minus)) / total
+        label: (inclusive(stats, plus) - inclusive(stats, minus)) / total
         for label, plus, minus in STAGES
     }
     shares["the rest (case copies, replay, timer index, routing)"] = 1 - sum(shares.values())

@@ -17,6 +17,7 @@ from consumers.bench.core import run_core_bench
 from consumers.bench.kafka_bench import run_kafka_bench
 from consumers.bench.scale import run_scale_bench
 from consumers.bench.soak import run_soak_bench
+from consumers.bench.view_bench import ViewBenchSize, run_view_bench
 from consumers.cli.author_test import add_test_command
 from consumers.cli.cases import add_cases_command
 from consumers.cli.demo import add_demo_command
@@ -126,6 +127,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         )
     if args.which == "soak":
         return run_soak_bench(workflows, args.months, args.cases or 3000, 7, args.out)
+    if args.which == "view":
+        size = ViewBenchSize(args.cases or 1_000_000, args.events, args.repeat, args.requests,
+                             args.partitions)  # fmt: skip
+        return run_view_bench(workflows, size, args.out)
     if args.which == "scale":
         cases = args.cases or 1_000_000
         return run_scale_bench(workflows, cases, args.events, args.partitions, args.out)
@@ -326,19 +331,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="benchmarks that print their figures")
     p.add_argument(
-        "which", choices=["core", "kafka", "scale", "soak"], help="which benchmark to run"
+        "which", choices=["core", "kafka", "scale", "soak", "view"], help="which benchmark to run"
     )
     p.add_argument("--workflows", help="workflow folder (default: workflows/)")
     p.add_argument(
         "--cases",
         type=int,
-        help="synthetic cases (core: 2000) / open cases (scale: 1000000) / per month (soak: 3000)",
+        help="synthetic cases (core: 2000) / open cases (scale: 1000000) / per month (soak: 3000)"
+        " / cases in the read model (view: 1000000)",
     )
-    p.add_argument("--repeat", type=int, default=3, help="best of N runs (core)")
+    p.add_argument("--repeat", type=int, default=3, help="best of N runs (core, view)")
     p.add_argument(
-        "--events", type=int, default=60_000, help="backlog for throughput (kafka, scale)"
+        "--events",
+        type=int,
+        default=60_000,
+        help="backlog for throughput (kafka, scale) / the stream projected (view)",
     )
-    p.add_argument("--partitions", type=int, default=4, help="partitions (kafka, scale)")
+    p.add_argument("--partitions", type=int, default=4, help="partitions (kafka, scale, view)")
+    p.add_argument("--requests", type=int, default=2000, help="requests per measured query (view)")
     p.add_argument("--rates", default="500,1000,2000", help="offered events/s for latency (kafka)")
     p.add_argument("--duration", type=float, default=10.0, help="seconds measured per rate (kafka)")
     p.add_argument(

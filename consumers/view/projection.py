@@ -111,8 +111,8 @@ def _project(conn: Connection, batch: Sequence[Consumed], tiers: TierOrder) -> P
         fresh.append(item)
         advanced[key] = max(advanced.get(key, 0), item.offset + 1)
     _claim(conn, stored, advanced)
-    by_case, ignored, repeated = _case_records(fresh)
-    changes = _Changes(conn, tiers)
+    by_case, texts, ignored, repeated = _case_records(fresh)
+    changes = _Changes(conn, tiers, texts)
     try:
         written = changes.run(by_case)
     except (KeyError, TypeError, ValueError) as err:  # a record without the fields of its type
@@ -152,30 +152,42 @@ def _claim(
             raise ReadModelConflictError(f"{where}: offsets moved meanwhile")
 
 
-def _case_records(items: Iterable[Consumed]) -> tuple[dict[str, list[Record]], int, int]:
-    """Case records of the batch by case, in `seq` order, each `seq` once; plus how many values
-    were no case records, and how many repeated a `seq` within the batch."""
+Texts = dict[tuple[str, int], str]
+"""The JSON text of each case record of a batch, as consumed, by (case, `seq`)."""
+
+
+def _case_records(
+    items: Iterable[Consumed],
+) -> tuple[dict[str, list[Record]], Texts, int, int]:
+    """Case records of the batch by case, in `seq` order, each `seq` once, and their texts;
+    plus how many values were no case records, and how many repeated a `seq` in the batch."""
     by_case: dict[str, dict[int, Record]] = defaultdict(dict)
+    texts: Texts = {}
     ignored = repeated = 0
     for item in items:
-        record = _case_record(item)
-        if record is None:
+        found = _case_record(item)
+        if found is None:
             ignored += 1
             continue
+        record, text = found
         seqs = by_case[record["case_id"]]
         if record["seq"] in seqs:
             repeated += 1
-        seqs.setdefault(record["seq"], record)
-    return {c: [s[n] for n in sorted(s)] for c, s in by_case.items()}, ignored, repeated
+            continue
+        seqs[record["seq"]] = record
+        texts[record["case_id"], record["seq"]] = text
+    return {c: [s[n] for n in sorted(s)] for c, s in by_case.items()}, texts, ignored, repeated
 
 
-def _case_record(item: Consumed) -> Record | None:
-    """The record if the value is a case record (it has a case and a `seq`), else None."""
+def _case_record(item: Consumed) -> tuple[Record, str] | None:
+    """The record and its text if the value is a case record (it has a case and a `seq`), else
+    None. JSON on Kafka is UTF-8 (RFC 8259): a value that is not is no record of ours."""
     if item.value is None:
         return None
     try:
-        record = json.loads(item.value)
-    except ValueError:
+        text = item.value.decode("utf-8")
+        record = json.loads(text)
+    except ValueError:  # UnicodeDecodeError included
         return None
     if not isinstance(record, dict) or not isinstance(record.get("case_id"), str):
         return None
@@ -185,15 +197,16 @@ def _case_record(item: Consumed) -> Record | None:
         raise ReadModelError(
             f"{item.topic}/{item.partition}@{item.offset}: a case record without type or time"
         )
-    return record
+    return record, text
 
 
 class _Changes:
     """The rows, history rows and flags one batch writes (see the module docstring)."""
 
-    def __init__(self, conn: Connection, tiers: TierOrder) -> None:
+    def __init__(self, conn: Connection, tiers: TierOrder, texts: Texts) -> None:
         self.conn = conn
         self.tiers = tiers
+        self.texts = texts
         self.new_history: list[dict[str, Any]] = []
         self.newly_retracted: list[str] = []
         self.written: dict[str, CaseRow | None] = {}
@@ -216,8 +229,10 @@ class _Changes:
     def _rows(self, case_ids: list[str]) -> dict[str, CaseRow]:
         rows: dict[str, CaseRow] = {}
         for chunk in _chunks(case_ids):
-            for found in self.conn.execute(sa.select(cases).where(cases.c.case_id.in_(chunk))):
-                rows[found.case_id] = CaseRow(**found._mapping)
+            query = sa.select(*_ROW_COLUMNS).where(cases.c.case_id.in_(chunk))
+            for found in self.conn.execute(query):
+                row = CaseRow._make(found)
+                rows[row.case_id] = row
         return rows
 
     def _step(self, row: CaseRow, records: list[Record]) -> None:
@@ -261,20 +276,20 @@ class _Changes:
 
     def _add_history(self, fresh: list[Record], gone: set[str]) -> None:
         self.applied += len(fresh)
+        texts = self.texts
         self.new_history += [
             {
                 "case_id": r["case_id"], "seq": r["seq"], "record_id": r["record_id"],
-                "type": r["type"], "occurred_at": instant(r["occurred_at"]), "record": r,
-                "retracted": r["record_id"] in gone,
+                "type": r["type"], "occurred_at": instant(r["occurred_at"]),
+                "record_text": texts[r["case_id"], r["seq"]], "retracted": r["record_id"] in gone,
             }
             for r in fresh
         ]  # fmt: skip
 
     def _write(self) -> int:
         if self.new_history:
-            statement = _insert(self.conn, history).on_conflict_do_nothing(
-                index_elements=["case_id", "seq"]
-            )
+            statement = _insert(self.conn, history).values(record=_record_text(self.conn))
+            statement = statement.on_conflict_do_nothing(index_elements=["case_id", "seq"])
             self.conn.execute(statement, self.new_history)
         for chunk in _chunks(self.newly_retracted):
             self.conn.execute(
@@ -289,11 +304,25 @@ class _Changes:
         return len(self.written)
 
 
+_ROW_COLUMNS = tuple(cases.c[name] for name in CaseRow._fields)
+"""The row's columns in `CaseRow`'s order: a row read is `CaseRow._make(found)`, no mapping."""
+
+
 def _values(row: CaseRow) -> dict[str, Any]:
     """A row's columns (the attributes copied: a JSON column must not share the row's)."""
     values = row._asdict()
     values["attributes"] = dict(row.attributes)
     return values
+
+
+def _record_text(conn: Connection) -> sa.ColumnElement[Any]:
+    """The history's `record` from the record's text as consumed (`record_text`), not dumped
+    again from the decoded dict (which was a tenth of a batch): PostgreSQL parses it into its
+    JSONB; SQLite's JSON column is text, so the engine's bytes are kept as they came."""
+    text = sa.bindparam("record_text", type_=sa.Text())
+    if conn.dialect.name == "postgresql":
+        return sa.cast(text, postgresql.JSONB)
+    return text
 
 
 def _chunks(keys: list[str]) -> Iterator[list[str]]:

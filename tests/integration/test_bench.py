@@ -1,4 +1,5 @@
-"""`fengqiao bench kafka` and `bench scale` on tiny sizes against the session's broker.
+"""`fengqiao bench kafka` and `bench scale` on tiny sizes against the session's broker, and
+`bench view` against the session's PostgreSQL server.
 
 Correctness only: the commands run, print their tables and write JSON with every figure present
 and sane. No timing is asserted (the machines are shared; the figures are for the README).
@@ -10,6 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from consumers.cli.main import main
 
@@ -75,3 +77,43 @@ def test_bench_scale_tiny(
     assert all(r["events"] >= 0 for r in scale_out["runs"])
     # None when a tiny backlog was gone before both processes were ready (said on stderr)
     assert scale_out["ratio"] is None or _positive(scale_out["ratio"])
+
+
+def test_bench_view_tiny(
+    postgres_server_url: sa.URL, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # a database of its own on the session's server (made and dropped by the bench)
+    url = postgres_server_url.render_as_string(hide_password=False)
+    monkeypatch.setenv("FENGQIAO_POSTGRES_URL", url)
+    out = tmp_path / "view.json"
+    argv = ["bench", "view", "--workflows", str(ROOT / "workflows"), "--cases", "3000",
+            "--events", "1200", "--repeat", "2", "--requests", "30", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    figures = json.loads(out.read_text(encoding="utf-8"))
+    projection = figures["projection"]
+    assert projection["events"] == 1200
+    assert projection["records"] > projection["events"]  # a case's opening alone is two records
+    assert _positive(projection["engine"]["records_per_s"])
+    for name in ("sqlite", "postgresql"):
+        side = projection[name]
+        assert side["history_rows"] == projection["records"]  # every record projected, once
+        assert 0 < side["rows"] < projection["records"]
+        assert _positive(side["records_per_s"])
+        assert _positive(side["ratio"])
+        split = side["us_per_record_split"]
+        assert all(_positive(split[k]) for k in list(split)[:3])  # decode, fold, the driver
+        rebuilt = figures["rebuild"][name]
+        assert _positive(rebuilt["seconds"])
+        assert _positive(rebuilt["extrapolated_s_per_million_records"])
+        fill = figures["million"][name]["fill"]
+        assert fill["rows"] == 3000
+        assert fill["open_cases"] + fill["closed_cases"] == 3000
+        assert 0 < fill["overdue_cases"] < fill["open_cases"]
+        assert 0 < fill["at_risk_cases"] < fill["open_cases"]
+        for request, figure in figures["million"][name]["latency"].items():
+            assert figure["requests"] == 30, request
+            assert 0 < figure["p50"] <= figure["p95"] <= figure["p99"] <= figure["max"]
+        assert figures["million"][name]["latency"]["overdue_first_page"]["page_items"] == 50
+    assert len(figures["targets"]) == 6
+    assert all(isinstance(t["met"], bool) for t in figures["targets"])
+    assert figures["machine"]["postgresql"]

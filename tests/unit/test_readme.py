@@ -98,6 +98,8 @@ COVERED: dict[str, str] = {
         f"{INTEGRATION}test_bench.py::test_bench_kafka_tiny",
     f"{FENGQIAO} bench scale --out bench-scale.json":
         f"{INTEGRATION}test_bench.py::test_bench_scale_tiny",
+    f"{FENGQIAO} bench view --out bench-view.json":
+        f"{INTEGRATION}test_bench.py::test_bench_view_tiny",
     f"{FENGQIAO} demo":
         f"{UNIT}test_demo.py::test_small_town_prints_the_summary_and_writes_the_report",
     "deploy/local/kafka start --dir /tmp/fq-kafka": f"{INTEGRATION}conftest.py::kafka_bootstrap",

@@ -8,7 +8,7 @@ for the example streams, cut into batches as a consumer would read them.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -184,6 +184,47 @@ def test_what_is_no_case_record_is_consumed_but_ignored(
     with view_db.connect() as conn:
         assert stored_offsets(conn) == {(DEAD_LETTER, 2): 41, (TOPIC, 1): 10}
         assert stored_offsets(conn, [(TOPIC, 1)]) == {(TOPIC, 1): 10}
+
+
+def test_the_history_keeps_each_record_as_it_was_consumed(
+    view_db: sa.Engine, published: list[bytes], tiers: TierOrder
+) -> None:
+    """The history's `record` is the consumed text, not the decoded dict dumped again: SQLite
+    keeps the very bytes, PostgreSQL its JSONB of them; both read back as the record."""
+    project_all(view_db, as_consumed(published), tiers, 500)
+    sent = {
+        (record["case_id"], record["seq"]): value
+        for value in published
+        if (record := json.loads(value))["type"] != "event.rejected"
+    }
+    with view_db.connect() as conn:
+        query = sa.select(history.c.case_id, history.c.seq, history.c.record)
+        stored = {(case_id, seq): record for case_id, seq, record in conn.execute(query)}
+        assert stored == {key: json.loads(value) for key, value in sent.items()}
+        if view_db.name == "sqlite":
+            raw = conn.exec_driver_sql("SELECT case_id, seq, record FROM view_history")
+            assert {(case_id, seq): text.encode() for case_id, seq, text in raw} == sent
+
+
+def test_instants_are_stored_as_before_in_utc(view_db: sa.Engine) -> None:
+    """`UtcDateTime` converts SQLite's text itself, in the format SQLAlchemy's `DATETIME` wrote
+    (a read model made by an earlier build reads the same), from any offset; naive is refused."""
+    shanghai = datetime.fromisoformat("2025-03-03T09:00:00.5+08:00")
+    row = {"case_id": "c", "seq": 1, "record_id": "c/1", "type": "case.transitioned",
+           "occurred_at": shanghai, "record": {}, "retracted": False}  # fmt: skip
+    with view_db.begin() as conn:
+        conn.execute(sa.insert(history), [row])
+        found = conn.scalar(sa.select(history.c.occurred_at))
+        later = sa.select(sa.func.count()).where(history.c.occurred_at > shanghai)
+        assert conn.scalar(later) == 0
+        if view_db.name == "sqlite":
+            text = conn.exec_driver_sql("SELECT occurred_at FROM view_history").scalar()
+            assert text == "2025-03-03 01:00:00.500000"
+    assert found == shanghai
+    assert found is not None
+    assert found.utcoffset() == timedelta(0)
+    with pytest.raises(sa.exc.StatementError, match="naive datetime"), view_db.begin() as conn:
+        conn.execute(sa.insert(history), [{**row, "occurred_at": shanghai.replace(tzinfo=None)}])
 
 
 def test_a_schema_of_another_version_is_stale_and_a_rebuild_empties_the_model(

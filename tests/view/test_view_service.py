@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import urllib.request
@@ -86,6 +87,29 @@ def test_a_busy_port_is_one_error_line(
 def test_bind_names_an_unknown_host() -> None:
     with pytest.raises(OSError, match=r"cannot listen on no-such-host.invalid:0: "):
         bind("no-such-host.invalid", 0)
+
+
+def test_connections_on_the_bound_socket_send_without_delay() -> None:
+    """asyncio (under uvicorn) turns Nagle's algorithm off only on sockets that say TCP: with
+    protocol 0, each keep-alive answer's body waited for the client's delayed ACK (~40 ms)."""
+
+    async def accepted_nodelay() -> int:
+        found: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        def accepted(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            sock = writer.get_extra_info("socket")
+            found.set_result(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            writer.close()
+
+        sock = bind("127.0.0.1", 0)
+        async with await asyncio.start_server(accepted, sock=sock):
+            _, client = await asyncio.open_connection(*sock.getsockname())
+            nodelay = await asyncio.wait_for(found, 10)
+            client.close()
+            await client.wait_closed()
+        return nodelay
+
+    assert asyncio.run(accepted_nodelay()) != 0
 
 
 def test_a_database_that_does_not_answer_is_one_line_without_the_password(
