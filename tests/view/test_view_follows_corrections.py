@@ -3,8 +3,7 @@ on PostgreSQL.
 
 Late deliveries on a wall clock make the engine retract what it had published and publish the
 corrected records; after projecting everything it committed, each row must equal the engine's
-final case, as when nothing had been late. Needs the engine's correction horizon
-(`correction:` in a workflow); skipped on an engine without it.
+final case, as when nothing had been late (a workflow's `correction:` horizon).
 """
 
 from __future__ import annotations
@@ -24,11 +23,7 @@ from consumers.view.projection import project
 from engine.core import Engine
 from engine.registry import WorkflowRegistry
 from engine.replay import Replay
-from schemas.workflow import WorkflowSpec
 from tests.view.streams import as_consumed, expected_row, row_fields, stored_rows
-
-if "correction" not in WorkflowSpec.model_fields:
-    pytest.skip("this engine has no correction horizon yet", allow_module_level=True)
 
 ROOT = Path(__file__).resolve().parents[2]
 HORIZON = "correction: {calendar_days: 7}\n"
