@@ -122,7 +122,8 @@ class Settings(BaseSettings):
     static_membership: bool = Field(
         default=True,
         description=(
-            "Join the consumer groups as a static member named after instance_id (KIP-345): a "
+            "The engine joins its consumer group as a static member named after instance_id "
+            "(KIP-345; the intake adapters stay dynamic members): a "
             "process restarted with the same instance id takes its partitions back at once, "
             "without a rebalance, if it is back within the session timeout. A member that dies "
             "for good keeps its partitions until the session timeout ends (as without it). "
