@@ -35,7 +35,7 @@ from consumers.runtime.variables import unknown_variable_warnings, variables_hel
 from consumers.view import tier_order
 from consumers.view.access import AccessFileError, load_access
 from consumers.view.app import create_app
-from consumers.view.consume import ViewConsumer, transitions_problem
+from consumers.view.consume import ViewConsumer, topics_problem
 from consumers.view.metrics import ViewMetrics
 from consumers.view.serve import HttpThread, bind, not_found, with_probes
 from consumers.view.settings import (
@@ -62,7 +62,7 @@ def run_view(config: ViewConfig) -> int:
     except InvalidWorkflowError as err:
         print(err, file=sys.stderr)
         return 1
-    problem = transitions_problem(config)
+    problem = topics_problem(config)
     if problem is not None:
         print(f"error: {problem}", file=sys.stderr)
         return 2

@@ -25,10 +25,11 @@ SHA-256 (no salt, no stretching), so tokens must be random and long, as the one 
 bits): a guessable token is found from its hash in no time. Comparison is constant-time
 (`hmac.compare_digest`), against every configured hash, whichever matches.
 
-The prefix scope: the read model's `attributes` are empty today (the engine's records carry no
-case attributes), so a scope on `attributes.township` sees nothing until they do (it fails
-closed, as a missing attribute never matches). `case_id` works now, for intakes whose case ids
-begin with an area code. Both are a WHERE clause (`Scope.clause`) inside every query.
+The prefix scope: `attributes.<key>` reads the attributes of the report that opened the case
+(consumers/view/reports.py); a case without that attribute (or whose report the view has not
+read, or lost to the case-events topic's retention before a rebuild) is not shown: the scope
+fails closed. `case_id` suits intakes whose case ids begin with an area code. Both are a WHERE
+clause (`Scope.clause`) inside every query.
 """
 
 from __future__ import annotations

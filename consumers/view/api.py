@@ -194,7 +194,8 @@ def get_cases(
         AwareDatetime | None, Query(description="A deadline before this instant.")
     ] = None,
     q: Annotated[
-        str | None, Query(min_length=1, max_length=200, description="A case id prefix.")
+        str | None,
+        Query(min_length=1, max_length=200, description="A case id prefix, or a ticket number."),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=PAGE_MAX, description="Rows per page (JSON).")] = 50,
     after: Annotated[str | None, Query(description="The `next` of the previous page.")] = None,
@@ -214,7 +215,7 @@ def get_cases(
         with context.db.connect() as conn:
             return queries.list_cases(conn, status, now=now, after=at, limit=size,
                                       workflow=workflow, tier=tier, state=state,
-                                      due_before=due_before, id_prefix=q,
+                                      due_before=due_before, search=q,
                                       visible=visible)  # fmt: skip
 
     if wants_csv(format_, request.headers.get("accept")):

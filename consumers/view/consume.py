@@ -1,10 +1,12 @@
 """The view's consumer loop: `fengqiao.transitions` into the read model, exactly once.
 
-What it reads: only the engine's committed case records, on `fengqiao.transitions`
-(`FENGQIAO_TOPIC_TRANSITIONS`), with `isolation_level=read_committed`, so a record of an aborted
-engine transaction is never projected. Not `fengqiao.dead-letter` (refused input belongs to no
-case's row), and never `fengqiao.case-state`, whose snapshots are internal (DESIGN §8): every
-column of a row is a fold of the published records (consumers/view/fold.py).
+What it reads: the engine's committed case records, on `fengqiao.transitions`
+(`FENGQIAO_TOPIC_TRANSITIONS`), and the case reports on `fengqiao.case-events`
+(`FENGQIAO_TOPIC_CASE_EVENTS`), only for the attributes no record carries (consumers/view/
+reports.py), both with `isolation_level=read_committed`, so a record of an aborted transaction
+is never projected. Not `fengqiao.dead-letter` (refused input belongs to no case's row), and
+never `fengqiao.case-state`, whose snapshots are internal (DESIGN §8): every column of a row but
+the attributes is a fold of the published records (consumers/view/fold.py).
 
 Exactly once without Kafka's help: no consumer group and no committed Kafka offsets. The
 consumer `assign()`s every partition of the topic itself and seeks each to the next offset
@@ -67,10 +69,17 @@ ConsumerFactory = Callable[[], Any]
 """Builds the Kafka consumer (tests pass a fake with the same methods)."""
 
 
-def transitions_problem(config: ViewConfig, timeout_ms: int = 30_000) -> str | None:
-    """Why the view cannot start on this broker (unreachable, refused credentials, no
-    transitions topic), or None. The messages name the variables to check and no secret."""
-    topic = config.kafka.topic_transitions
+def read_topics(config: ViewConfig) -> dict[str, str]:
+    """The topics the view reads, each with the variable that names it."""
+    return {
+        config.kafka.topic_transitions: "FENGQIAO_TOPIC_TRANSITIONS",
+        config.kafka.topic_case_events: "FENGQIAO_TOPIC_CASE_EVENTS",
+    }
+
+
+def topics_problem(config: ViewConfig, timeout_ms: int = 30_000) -> str | None:
+    """Why the view cannot start on this broker (unreachable, refused credentials, a topic it
+    reads missing), or None. The messages name the variables to check and no secret."""
     try:
         with admin_client(config.kafka, timeout_ms=timeout_ms) as admin:
             topics = set(admin.list_topics())
@@ -78,11 +87,12 @@ def transitions_problem(config: ViewConfig, timeout_ms: int = 30_000) -> str | N
         return str(err)
     except KafkaError as err:
         return f"cannot list the topics: {type(err).__name__}"
-    if topic not in topics:
-        return (
-            f"topic '{topic}' (FENGQIAO_TOPIC_TRANSITIONS) does not exist: start the engine's "
-            "topics first (`fengqiao topics create`)"
-        )
+    for topic, variable in read_topics(config).items():
+        if topic not in topics:
+            return (
+                f"topic '{topic}' ({variable}) does not exist: start the engine's topics "
+                "first (`fengqiao topics create`)"
+            )
     return None
 
 
@@ -102,7 +112,7 @@ class ViewConsumer:
     ) -> None:
         self.db = db
         self.tiers = tiers
-        self.topic = config.kafka.topic_transitions
+        self.topics = tuple(read_topics(config))
         self.batch = config.view.view_batch
         self.metrics = metrics
         self._factory = consumer or (lambda: _kafka_consumer(config, metadata_max_age_ms))
@@ -148,7 +158,7 @@ class ViewConsumer:
         if self.schema is None:
             self.prepare_database()
         self._consumer = self._factory()
-        log.info("view.started", topic=self.topic)
+        log.info("view.started", topics=list(self.topics))
 
     def close(self) -> None:
         if self._consumer is not None:
@@ -187,26 +197,30 @@ class ViewConsumer:
         if self._ready:
             return True, "ready"
         if self._behind is None:
-            return False, f"waiting for the partitions of {self.topic}"
-        return False, f"catching up: {self._behind} offsets of {self.topic} to read"
+            return False, f"waiting for the partitions of {', '.join(self.topics)}"
+        return False, f"catching up: {self._behind} offsets of {', '.join(self.topics)} to read"
 
     # -- partitions and offsets ------------------------------------------------------------------
 
     def _refresh_partitions(self) -> None:
-        try:
-            found = {TopicPartition(self.topic, p)
-                     for p in self._consumer.partitions_for_topic(self.topic)}  # fmt: skip
-        except KafkaError as err:
-            log.warning("view.metadata_failed", error=type(err).__name__)
-            return
+        found: set[TopicPartition] = set()
+        for topic in self.topics:
+            try:
+                known = self._consumer.partitions_for_topic(topic)
+            except KafkaError as err:
+                log.warning("view.metadata_failed", error=type(err).__name__)
+                return
+            found |= {TopicPartition(topic, p) for p in known or ()}
         new = found - self._assigned
         if not new:
             return  # partitions are never removed from a topic; a missing topic keeps ours
+        found |= self._assigned
         self._consumer.assign(sorted(found))
         self._assigned = found
         self._reseek |= new
         self.metrics.partitions.set(len(found))
-        log.info("view.partitions_assigned", partitions=sorted(tp.partition for tp in new))
+        log.info("view.partitions_assigned",
+                 partitions=[f"{tp.topic}/{tp.partition}" for tp in sorted(new)])  # fmt: skip
         self._warn_expired(new)
 
     def _seek_stored(self) -> bool:
@@ -253,11 +267,11 @@ class ViewConsumer:
         for tp, start in starts.items():
             position = stored.get((tp.topic, tp.partition), 0)
             if start > position:
-                log.warning("view.records_expired", partition=tp.partition,
+                log.warning("view.records_expired", topic=tp.topic, partition=tp.partition,
                             offsets=start - position)  # fmt: skip
             if position > ends.get(tp, position):
-                log.error("view.offsets_past_end", partition=tp.partition, stored=position,
-                          end=ends[tp])  # fmt: skip
+                log.error("view.offsets_past_end", topic=tp.topic, partition=tp.partition,
+                          stored=position, end=ends[tp])  # fmt: skip
 
     def _position(self, tp: TopicPartition) -> int:
         try:
@@ -308,7 +322,7 @@ class ViewConsumer:
             positions[tp] = self._position(tp)
             if highwater is not None:
                 lag = max(0, highwater - positions[tp])
-                self.metrics.consumer_lag.labels(str(tp.partition)).set(lag)
+                self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
         if self._targets is not None and not self._ready:
             self._caught_up(positions, self._targets)
 

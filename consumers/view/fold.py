@@ -47,7 +47,9 @@ class CaseRow(NamedTuple):
     `last_seq` is the highest `seq` of any record of the case seen (live, retracted or a
     retraction): a record at or below it has been applied already. `updated_at` is the domain
     time of the latest live record (not processing time: a rebuild gives the same rows).
-    `attributes` stays empty: records carry no case attributes today.
+    `attributes` are not in any record: the projection copies them from the report that opened
+    the case (`opened_by`, read from `fengqiao.case-events`: consumers/view/reports.py), so the
+    fold leaves them empty and a row stepped from a stored row keeps them.
     """
 
     case_id: str
@@ -76,6 +78,17 @@ class CaseRow(NamedTuple):
     resolved_tier: str | None = None
     closed_at: datetime | None = None
     attributes: Mapping[str, Any] = {}
+    ticket: str = ""
+    """The upstream number (ticket, report, filing) a caller searches by: `ticket_of(case_id)`."""
+    opened_by: str = ""
+    """The `caused_by` of the record that opened the case: the `event_id` of its report."""
+
+
+def ticket_of(case_id: str) -> str:
+    """The upstream number in a case id: the intake adapters make ids `<channel>:<number>`
+    (engine/intake.py), so a caller with the 12345 hotline's ticket number finds the case
+    without knowing the prefix; an id without a channel is its own number."""
+    return case_id.partition(":")[2] or case_id
 
 
 def instant(text: str) -> datetime:
@@ -136,7 +149,8 @@ def _opened(record: Record, at: datetime) -> CaseRow:
         case_id=record["case_id"], workflow=record["workflow"],
         workflow_version=int(record["workflow_version"]), state=record["to_state"],
         tier=record.get("to_tier"), status="open", opened_at=at, entered_at=at,
-        updated_at=at, last_seq=int(record["seq"]),
+        updated_at=at, last_seq=int(record["seq"]), ticket=ticket_of(record["case_id"]),
+        opened_by=str(record.get("caused_by", "")),
     )  # fmt: skip
 
 

@@ -50,6 +50,8 @@ WORDS = {
     "on_time": "按时 On time",
     "closed_at": "办结时间 Closed at",
     "version": "版本 Version",
+    "ticket": "工单号 Ticket",
+    "attributes": "案件属性 Attributes",
     "limit": "时限窗口 Limit",
     "now": "现在 Now",
     "scope": "可见范围 Scope",

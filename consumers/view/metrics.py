@@ -2,7 +2,7 @@
 `/metrics`; tests give each consumer a fresh one).
 
 They answer the on-call questions about the read side itself: is it behind the engine
-(`fengqiao_view_consumer_lag`, per partition of `fengqiao.transitions`), is it moving
+(`fengqiao_view_consumer_lag`, per partition of the topics it reads), is it moving
 (`fengqiao_view_records_total`, `fengqiao_view_last_batch_timestamp_seconds`), what does a batch
 cost (`fengqiao_view_batch_duration_seconds`), how big is it (`fengqiao_view_cases` by status),
 and is it struggling with its database (`fengqiao_view_retries_total`). The case metrics
@@ -44,14 +44,15 @@ class ViewMetrics:
         metrics = cls(
             consumer_lag=Gauge(
                 "fengqiao_view_consumer_lag",
-                "Committed records of the transitions topic not yet in the read model.",
-                ["partition"], registry=r,
+                "Committed records not yet in the read model, by topic (transitions, "
+                "case-events) and partition.",
+                ["topic", "partition"], registry=r,
             ),
             records=Counter(
                 "fengqiao_view_records_total",
                 "Records consumed, by what the projection did with them: applied (new to a "
                 "case's history), duplicate (seen before), skipped (already projected), ignored "
-                "(not a case record).",
+                "(neither a case record nor a report), report (a case report, for its attributes).",
                 ["outcome"], registry=r,
             ),
             batch_seconds=Histogram(
@@ -75,7 +76,8 @@ class ViewMetrics:
             ),
             partitions=Gauge(
                 "fengqiao_view_partitions_assigned",
-                "Partitions of the transitions topic the view reads.", registry=r,
+                "Partitions the view reads (of the transitions and case-events topics).",
+                registry=r,
             ),
             request_seconds=Histogram(
                 "fengqiao_view_request_duration_seconds",
@@ -83,7 +85,7 @@ class ViewMetrics:
                 ["route", "status"], buckets=REQUEST_BUCKETS, registry=r,
             ),
         )  # fmt: skip
-        for outcome in ("applied", "duplicate", "skipped", "ignored"):
+        for outcome in ("applied", "duplicate", "skipped", "ignored", "report"):
             metrics.records.labels(outcome)
         for reason in ("conflict", "database"):
             metrics.retries.labels(reason)
@@ -98,3 +100,4 @@ class ViewMetrics:
         self.records.labels("duplicate").inc(result.duplicates)
         self.records.labels("skipped").inc(result.skipped)
         self.records.labels("ignored").inc(result.ignored)
+        self.records.labels("report").inc(result.reports)

@@ -27,7 +27,7 @@ from consumers.view.queries import (
     ListStatus,
     Visible,
     case_by_id,
-    cases_by_id_prefix,
+    cases_found,
     history_of,
     list_cases,
 )
@@ -282,17 +282,17 @@ def search_page(
     visible: Visible,
     limit: int = LIST_LIMIT,
 ) -> Found:
-    """By id prefix in id order (every status), or a list by status in deadline order (with the
-    prefix, workflow and rung as filters); a page at a time, by keyset."""
+    """By id prefix or ticket number in id order (every status), or a list by status in
+    deadline order (with the search, workflow and rung as filters); a page at a time, by keyset."""
     base = {k: v for k, v in (("q", q), ("status", status), ("workflow", workflow),
                               ("tier", tier)) if v}  # fmt: skip
     if status is None:
-        rows, last = cases_by_id_prefix(conn, q, after=after, limit=limit, visible=visible,
-                                        workflow=workflow, tier=tier)  # fmt: skip
+        rows, last = cases_found(conn, q, after=after, limit=limit, visible=visible,
+                                 workflow=workflow, tier=tier)  # fmt: skip
         return Found(rows, {**base, "after": last} if last is not None else None)
     cursor = Cursor(after_deadline, after) if after is not None else None
     page = list_cases(conn, status, now=now, after=cursor, limit=limit, workflow=workflow,
-                      tier=tier, id_prefix=q or None, visible=visible)  # fmt: skip
+                      tier=tier, search=q or None, visible=visible)  # fmt: skip
     if page.next is None:
         return Found(page.rows, None)
     more = {**base, "after": page.next.case_id}

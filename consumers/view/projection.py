@@ -12,6 +12,10 @@ that need a whole fold (new cases, and cases with a retraction in the batch), an
 executemany each for the history and the rows (plus one UPDATE for retraction flags, one DELETE
 for cases whose every record was retracted). Cases that only moved on are stepped from their
 stored row (`fold.step`), their history never re-read.
+
+Case reports (`case.reported` on `fengqiao.case-events`) may come in the same batch: their
+attributes are stored and given to the rows they opened (consumers/view/reports.py), first, so
+a row folded anew in the same batch finds its report.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from sqlalchemy.engine import Connection, Engine
 from consumers.errors import ShellError
 from consumers.view.fold import CaseRow, Record, TierOrder, fold, instant, is_retraction, step
 from consumers.view.fold import retracted_ids as named_by_retractions
+from consumers.view.reports import Report, attach, report_of, store
 from consumers.view.tables import cases, history, offsets
 
 IN_CHUNK = 5000
@@ -72,7 +77,10 @@ class Projected:
     duplicates: int
     """Case records already in the history (same case and `seq`)."""
     ignored: int
-    """Not case records: dead letters, tombstones, undecodable values."""
+    """Neither case records nor reports: other case events, dead letters, tombstones,
+    undecodable values."""
+    reports: int
+    """Case reports read for their attributes."""
     cases: int
     """Rows written or removed."""
     next_offsets: Mapping[TopicPartition, int]
@@ -111,7 +119,8 @@ def _project(conn: Connection, batch: Sequence[Consumed], tiers: TierOrder) -> P
         fresh.append(item)
         advanced[key] = max(advanced.get(key, 0), item.offset + 1)
     _claim(conn, stored, advanced)
-    by_case, texts, ignored, repeated = _case_records(fresh)
+    by_case, texts, found, ignored, repeated = _case_records(fresh)
+    store(conn, found, lambda table: _insert(conn, table))
     changes = _Changes(conn, tiers, texts)
     try:
         written = changes.run(by_case)
@@ -122,6 +131,7 @@ def _project(conn: Connection, batch: Sequence[Consumed], tiers: TierOrder) -> P
         skipped=len(batch) - len(fresh),
         duplicates=changes.duplicates + repeated,
         ignored=ignored,
+        reports=len(found),
         cases=written,
         next_offsets=advanced,
     )
@@ -158,16 +168,21 @@ Texts = dict[tuple[str, int], str]
 
 def _case_records(
     items: Iterable[Consumed],
-) -> tuple[dict[str, list[Record]], Texts, int, int]:
-    """Case records of the batch by case, in `seq` order, each `seq` once, and their texts;
-    plus how many values were no case records, and how many repeated a `seq` in the batch."""
+) -> tuple[dict[str, list[Record]], Texts, list[Report], int, int]:
+    """Case records of the batch by case, in `seq` order, each `seq` once, and their texts; the
+    case reports; how many values were neither, and how many repeated a `seq` in the batch."""
     by_case: dict[str, dict[int, Record]] = defaultdict(dict)
     texts: Texts = {}
+    reports: list[Report] = []
     ignored = repeated = 0
     for item in items:
         found = _case_record(item)
         if found is None:
-            ignored += 1
+            report = report_of(item.value)
+            if report is None:
+                ignored += 1
+            else:
+                reports.append(report)
             continue
         record, text = found
         seqs = by_case[record["case_id"]]
@@ -176,7 +191,8 @@ def _case_records(
             continue
         seqs[record["seq"]] = record
         texts[record["case_id"], record["seq"]] = text
-    return {c: [s[n] for n in sorted(s)] for c, s in by_case.items()}, texts, ignored, repeated
+    ordered = {c: [s[n] for n in sorted(s)] for c, s in by_case.items()}
+    return ordered, texts, reports, ignored, repeated
 
 
 def _case_record(item: Consumed) -> tuple[Record, str] | None:
@@ -251,6 +267,7 @@ class _Changes:
         """Fold each of these cases from its stored history plus the batch's records, and flag
         the stored records that a retraction of the batch names."""
         stored: dict[str, list[tuple[Record, bool]]] = defaultdict(list)
+        folded: dict[str, CaseRow | None] = {}
         for chunk in _chunks(list(whole)):
             query = (
                 sa.select(history.c.case_id, history.c.record, history.c.retracted)
@@ -272,7 +289,9 @@ class _Changes:
                 if not flagged and r["record_id"] in gone
             ]  # fmt: skip
             self._add_history(fresh, gone)
-            self.written[case_id] = fold(full, self.tiers)
+            folded[case_id] = fold(full, self.tiers)
+        self.written.update(folded)
+        self.written.update(attach(self.conn, folded, IN_CHUNK))
 
     def _add_history(self, fresh: list[Record], gone: set[str]) -> None:
         self.applied += len(fresh)

@@ -99,12 +99,12 @@ def list_cases(
     tier: str | None = None,
     state: str | None = None,
     due_before: datetime | None = None,
-    id_prefix: str | None = None,
+    search: str | None = None,
     visible: Visible = None,
 ) -> Page:
     """One page of the cases in `status`, by deadline (soonest first, none last), then id.
-    `due_before`: a deadline before that instant (cases without one left out); `id_prefix`:
-    case ids that start with it (exactly: case-sensitive on both databases)."""
+    `due_before`: a deadline before that instant (cases without one left out); `search`: a
+    case id prefix or an upstream ticket number (`search_clause`)."""
     if not 0 < limit <= PAGE_MAX:
         raise ValueError(f"limit must be 1..{PAGE_MAX}, not {limit}")
     query = sa.select(cases).where(status_clause(status, now), *_seen(visible))
@@ -114,8 +114,8 @@ def list_cases(
             query = query.where(column == wanted)
     if due_before is not None:
         query = query.where(cases.c.deadline < due_before)
-    if id_prefix is not None:
-        query = query.where(starts_with(cases.c.case_id, id_prefix))
+    if search is not None:
+        query = query.where(search_clause(search))
     if after is not None:
         query = query.where(_after(after))
     query = query.order_by(cases.c.deadline.asc().nulls_last(), cases.c.case_id).limit(limit + 1)
@@ -124,6 +124,13 @@ def list_cases(
         return Page(rows, None)
     last = rows[limit - 1]
     return Page(rows[:limit], Cursor(last.deadline, last.case_id))
+
+
+def search_clause(text: str) -> sa.ColumnElement[bool]:
+    """What a search box finds: case ids that start with `text` (exactly: case-sensitive on both
+    databases), and the case whose upstream number is `text` (a 12345 ticket, a grid report
+    number), whatever channel prefix its id carries (`fold.ticket_of`)."""
+    return sa.or_(starts_with(cases.c.case_id, text), cases.c.ticket == text)
 
 
 def starts_with(column: sa.ColumnElement[Any], prefix: str) -> sa.ColumnElement[bool]:
@@ -180,9 +187,9 @@ def _after(cursor: Cursor) -> sa.ColumnElement[bool]:
     )
 
 
-def cases_by_id_prefix(
+def cases_found(
     conn: Connection,
-    prefix: str,
+    text: str,
     *,
     after: str | None = None,
     limit: int = 50,
@@ -190,17 +197,18 @@ def cases_by_id_prefix(
     tier: str | None = None,
     visible: Visible = None,
 ) -> tuple[list[CaseRow], str | None]:
-    """The cases whose id starts with `prefix` (exactly, as `starts_with`), open and closed, in
-    id order, a page at a time: the rows, and the id to pass as `after` for the next page (None
-    on the last). The console's search: a supervisor types the start of an id (an area code, a
-    date) and expects every case it names, whatever its status, in the order ids are read.
-    The primary key serves the order; the prefix is a filter on it, so a prefix that matches
+    """The cases `text` finds (`search_clause`: an id prefix, a ticket number), open and
+    closed, in id order, a page at a time: the rows, and the id to pass as `after` for the next
+    page (None on the last). The console's search: a supervisor types the start of an id (an
+    area code, a date) or a ticket number and expects every case it names, whatever its status,
+    in the order ids are read.
+    The primary key serves the order; the search is a filter on it, so a text that matches
     nothing reads the whole table (one index scan)."""
     if not 0 < limit <= PAGE_MAX:
         raise ValueError(f"limit must be 1..{PAGE_MAX}, not {limit}")
     query = sa.select(cases).where(*_seen(visible))
-    if prefix:
-        query = query.where(starts_with(cases.c.case_id, prefix))
+    if text:
+        query = query.where(search_clause(text))
     for column, wanted in ((cases.c.workflow, workflow), (cases.c.tier, tier)):
         if wanted is not None:
             query = query.where(column == wanted)

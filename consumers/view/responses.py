@@ -50,7 +50,10 @@ class CaseOut(_Out):
     outcome: str | None
     resolved_tier: str | None
     closed_at: datetime | None
-    attributes: dict[str, Any]
+    attributes: dict[str, Any] = Field(
+        description="The non-personal attributes of the report that opened the case."
+    )
+    ticket: str = Field(description="The upstream number (ticket, report, filing) in the id.")
     overdue: bool = Field(description="Open, running, and past its deadline (or breached).")
     at_risk: bool = Field(description="Open, running, warned of, its deadline not yet past.")
 

@@ -107,7 +107,8 @@ class ViewConfig:
 
     view: ViewSettings
     kafka: Settings
-    """Only the connection, `topic_transitions` and `workflows` are read of it."""
+    """Only the connection, `topic_transitions`, `topic_case_events` and `workflows` are read
+    of it."""
 
 
 def database_url(settings: ViewSettings) -> sa.URL:

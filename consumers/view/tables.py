@@ -22,7 +22,7 @@ from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.pool import ConnectionPoolEntry
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Raise it with any change to the tables below, or to what the fold puts in them."""
 
 PREFIX = "view_"
@@ -103,9 +103,12 @@ cases = sa.Table(
     sa.Column("last_seq", sa.Integer, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
     sa.Column("attributes", Json, nullable=False),
+    sa.Column("ticket", sa.String, nullable=False),
+    sa.Column("opened_by", sa.String, nullable=False),
     # The lists: by status in deadline order (keyset pagination), and the backlog counts.
     sa.Index(f"{PREFIX}cases_by_deadline", "status", "deadline", "case_id"),
     sa.Index(f"{PREFIX}cases_by_rung", "workflow", "tier", "state"),
+    sa.Index(f"{PREFIX}cases_by_ticket", "ticket"),
 )
 
 history = sa.Table(
@@ -120,6 +123,16 @@ history = sa.Table(
     sa.Column("retracted", sa.Boolean, nullable=False),
 )
 """Every record of a case, retracted ones and the retractions included (an audit trail)."""
+
+reports = sa.Table(
+    f"{PREFIX}reports",
+    metadata,
+    sa.Column("case_id", sa.String, primary_key=True),
+    sa.Column("event_id", sa.String, primary_key=True),
+    sa.Column("attributes", Json, nullable=False),
+)
+"""The attributes of every case report read from the case-events topic (consumers/view/
+reports.py): a row shows those of the report that opened it."""
 
 offsets = sa.Table(
     f"{PREFIX}offsets",

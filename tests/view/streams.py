@@ -18,13 +18,15 @@ import sqlalchemy as sa
 
 from consumers.view.fold import CaseRow, Record
 from consumers.view.projection import Consumed
-from consumers.view.tables import cases, history, offsets
+from consumers.view.reports import shown
+from consumers.view.tables import cases, history, offsets, reports
 from engine.case import Case
 from engine.core import Engine
 from engine.replay import Replay
 
 TOPIC = "fengqiao.transitions"
 DEAD_LETTER = "fengqiao.dead-letter"
+CASE_EVENTS = "fengqiao.case-events"
 
 
 def replay(
@@ -55,6 +57,26 @@ def as_consumed(values: Iterable[bytes], partitions: int = 3) -> list[Consumed]:
         offset = next_offset.get((topic, partition), 0)
         next_offset[(topic, partition)] = offset + 1
         consumed.append(Consumed(topic, partition, offset, value))
+    return consumed
+
+
+def as_consumed_events(lines: Iterable[bytes], partitions: int = 3) -> list[Consumed]:
+    """Input events as the view reads them from the case-events topic (for the reports'
+    attributes), keyed by case as the intake writes them."""
+    next_offset: dict[int, int] = {}
+    consumed: list[Consumed] = []
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            event = json.loads(line)
+        except ValueError:
+            event = None
+        key = str(event.get("case_id")) if isinstance(event, dict) else ""
+        partition = zlib.crc32(key.encode()) % partitions
+        offset = next_offset.get(partition, 0)
+        next_offset[partition] = offset + 1
+        consumed.append(Consumed(CASE_EVENTS, partition, offset, line))
     return consumed
 
 
@@ -95,8 +117,9 @@ def encode(records: Iterable[Record]) -> list[bytes]:
     return [json.dumps(r, ensure_ascii=False).encode() for r in records]
 
 
-def expected_row(engine: Engine, case: Case) -> dict[str, Any]:
-    """The engine's final case in the view's terms (the fields a row must agree on)."""
+def expected_row(engine: Engine, case: Case, *, attributes: bool = False) -> dict[str, Any]:
+    """The engine's final case in the view's terms (the fields a row must agree on); with
+    `attributes` (the view read the reports too) its attributes, those the view may show."""
     sla = case.sla
     workflow = engine.workflow_of(case)
     assert workflow is not None
@@ -119,10 +142,10 @@ def expected_row(engine: Engine, case: Case) -> dict[str, Any]:
         "breaches": case.breaches,
         "outcome": outcome,
         "on_time": case.breaches == 0 if case.closed else None,
-    }
+    } | ({"attributes": shown(case.attrs)} if attributes else {})
 
 
-def row_fields(row: CaseRow) -> dict[str, Any]:
+def row_fields(row: CaseRow, *, attributes: bool = False) -> dict[str, Any]:
     """The same fields of a view row."""
     return {
         "workflow": row.workflow,
@@ -142,7 +165,7 @@ def row_fields(row: CaseRow) -> dict[str, Any]:
         "breaches": row.breaches,
         "outcome": row.outcome,
         "on_time": row.on_time,
-    }
+    } | ({"attributes": dict(row.attributes)} if attributes else {})
 
 
 def stored_rows(db: sa.Engine) -> dict[str, CaseRow]:
@@ -153,7 +176,7 @@ def stored_rows(db: sa.Engine) -> dict[str, CaseRow]:
 def dump(db: sa.Engine) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of the read model's tables, in key order: two databases holding the same
     read model dump equal."""
-    tables = {"cases": cases, "history": history, "offsets": offsets}
+    tables = {"cases": cases, "history": history, "offsets": offsets, "reports": reports}
     with db.connect() as conn:
         return {
             name: [tuple(row) for row in conn.execute(sa.select(t).order_by(*t.primary_key))]

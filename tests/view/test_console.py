@@ -23,7 +23,7 @@ from consumers.view.counts import backlog, forecast
 from consumers.view.fold import TierOrder
 from consumers.view.pages import Ladder, ladders
 from consumers.view.projection import project
-from consumers.view.queries import cases_by_id_prefix, history_of, list_cases
+from consumers.view.queries import cases_found, history_of, list_cases
 from consumers.view.tables import create_view_engine, prepare
 from engine.core import Engine
 from engine.registry import WorkflowRegistry
@@ -258,15 +258,15 @@ def test_the_id_prefix_query_pages_in_id_order_exactly(
     after: str | None = None
     with db.connect() as conn:
         while True:
-            page_rows, after = cases_by_id_prefix(conn, "FQ-D-", after=after, limit=7)
+            page_rows, after = cases_found(conn, "FQ-D-", after=after, limit=7)
             seen += [r.case_id for r in page_rows]
             if after is None:
                 break
-        assert cases_by_id_prefix(conn, "fq-d-")[0] == []  # case-sensitive on both databases
-        scoped, _ = cases_by_id_prefix(conn, "", limit=1000,
+        assert cases_found(conn, "fq-d-")[0] == []  # case-sensitive on both databases
+        scoped, _ = cases_found(conn, "", limit=1000,
                                        visible=Scope(frozenset({"petition"})).clause())  # fmt: skip
         with pytest.raises(ValueError, match="limit"):
-            cases_by_id_prefix(conn, "FQ", limit=0)
+            cases_found(conn, "FQ", limit=0)
     assert seen == expected
     assert {r.case_id for r in scoped} == {i for i, r in rows.items() if r.workflow == "petition"}
 

@@ -35,7 +35,7 @@ from consumers.view.settings import load_view_config
 from consumers.view.tables import create_view_engine, meta
 from engine.core import Engine
 from engine.registry import WorkflowRegistry
-from tests.view.streams import expected_row, replay, row_fields, stored_rows
+from tests.view.streams import CASE_EVENTS, expected_row, replay, row_fields, stored_rows
 
 pytestmark = pytest.mark.unit
 
@@ -301,18 +301,19 @@ def test_ready_once_caught_up_with_the_end_offsets_at_start(
     logs, _ = published
     fake = FakeKafka({p: list(v) for p, v in logs.items()})
     view = _view(db, tiers, fake, batch=5)
-    assert view.ready() == (False, f"waiting for the partitions of {TOPIC}")
+    topics = f"{TOPIC}, {CASE_EVENTS}"  # the fake broker has no case events: none to read
+    assert view.ready() == (False, f"waiting for the partitions of {topics}")
     view.turn()
     ok, reason = view.ready()
     assert not ok
     left = sum(len(v) for v in logs.values()) - 5
-    assert reason == f"catching up: {left} offsets of {TOPIC} to read"
+    assert reason == f"catching up: {left} offsets of {topics} to read"
     _turn_until(view, lambda: view.ready()[0])
     assert _offsets(db) == {p: len(v) for p, v in logs.items()}
     fake.logs[0].extend(logs[0])  # more records: lagging now, but it stays ready
     view.turn()
     assert view.ready() == (True, "ready")
-    lag = view.metrics.consumer_lag.labels("0")._value.get()
+    lag = view.metrics.consumer_lag.labels(TOPIC, "0")._value.get()
     assert lag == len(logs[0]) - 5
 
 
@@ -339,11 +340,11 @@ def test_records_lost_to_retention_and_a_topic_made_again_are_said(
     with capture_logs() as said:
         _turn_until(_view(db, tiers, expired), _all_read(expired, db))
     lost = [e for e in said if e["event"] == "view.records_expired"]
-    assert lost == [{"event": "view.records_expired", "partition": 1, "offsets": 3,
-                     "log_level": "warning"}]  # fmt: skip
+    assert lost == [{"event": "view.records_expired", "topic": TOPIC, "partition": 1,
+                     "offsets": 3, "log_level": "warning"}]  # fmt: skip
     again = FakeKafka({0: logs[0][:2], 1: list(logs[1]), 2: list(logs[2])})  # topic made anew
     with capture_logs() as said:
         _view(db, tiers, again).turn()
     past = [e for e in said if e["event"] == "view.offsets_past_end"]
-    assert past == [{"event": "view.offsets_past_end", "partition": 0,
+    assert past == [{"event": "view.offsets_past_end", "topic": TOPIC, "partition": 0,
                      "stored": len(logs[0]), "end": 2, "log_level": "error"}]  # fmt: skip

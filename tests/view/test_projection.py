@@ -238,7 +238,7 @@ def test_a_schema_of_another_version_is_stale_and_a_rebuild_empties_the_model(
     assert prepare(view_db) == "stale"
     rebuild(view_db)
     assert (schema_version(view_db), prepare(view_db)) == (SCHEMA_VERSION, "current")
-    assert dump(view_db) == {"cases": [], "history": [], "offsets": []}
+    assert dump(view_db) == {"cases": [], "history": [], "offsets": [], "reports": []}
 
 
 def test_batches_cut_anywhere_give_the_same_database(
@@ -292,4 +292,4 @@ def test_a_case_record_the_view_cannot_read_stops_it_with_nothing_written(
     with pytest.raises(ReadModelError, match="cannot read") as raised:
         project(view_db, [Consumed(TOPIC, 0, 0, encode([bad])[0])], tiers)
     assert not raised.value.retryable
-    assert dump(view_db) == {"cases": [], "history": [], "offsets": []}
+    assert dump(view_db) == {"cases": [], "history": [], "offsets": [], "reports": []}

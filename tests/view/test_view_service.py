@@ -35,7 +35,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 
 @pytest.fixture
 def no_broker_needed(clean_env: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    clean_env.setattr(view_cli, "transitions_problem", lambda _config: None)
+    clean_env.setattr(view_cli, "topics_problem", lambda _config: None)
     return clean_env
 
 

@@ -2,18 +2,16 @@
 engine's own output, on SQLite (`unit`) and on the session's PostgreSQL (`integration`); the
 tokens the API tests call it with; a TestClient on a fixed clock.
 
-The town's dispute cases also get the `village` their report named as their `attributes`: the
-engine's records carry no attributes today (the read model's column stays `{}`), so this is
-written by hand, as the fold would once records carry them, for the attribute-prefix scope.
+The town's input events are projected too, as the view reads them from the case-events topic:
+its dispute cases get the `village` their report named as an attribute, which the
+attribute-prefix scope reads.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -25,12 +23,12 @@ from consumers.view.access import Access, Scope, Token, hash_token
 from consumers.view.app import create_app
 from consumers.view.fold import CaseRow, TierOrder
 from consumers.view.projection import project
-from consumers.view.tables import cases, create_view_engine, prepare
+from consumers.view.tables import create_view_engine, prepare
 from engine.core import Engine
 from engine.registry import WorkflowRegistry
 from tests import postgres_server
 from tests.view.conftest import DATABASES
-from tests.view.streams import as_consumed, replay, stored_rows
+from tests.view.streams import as_consumed, as_consumed_events, replay, stored_rows
 
 TOWN = TownSpec(population=15_000, start=date(2026, 1, 5), days=40)
 STOPPED = datetime.fromisoformat("2026-02-14T00:00:00+08:00")
@@ -100,17 +98,6 @@ def town_published(engine: Engine, town_events: list[bytes]) -> list[bytes]:
     return replay(engine, town_events, STOPPED)[1]
 
 
-def reported_villages(events: list[bytes]) -> dict[str, str]:
-    """The `village` of each case's first report (dispute cases carry one)."""
-    villages: dict[str, str] = {}
-    for raw in events:
-        event: dict[str, Any] = json.loads(raw)
-        village = event.get("payload", {}).get("attributes", {}).get("village")
-        if event["type"] == "case.reported" and village is not None:
-            villages.setdefault(event["case_id"], village)
-    return villages
-
-
 @pytest.fixture(scope="module", params=DATABASES)
 def town_db(
     request: pytest.FixtureRequest,
@@ -129,17 +116,7 @@ def town_db(
     db = create_view_engine(url)
     try:
         assert prepare(db) == "created"
-        project(db, as_consumed(town_published), tiers)
-        villages = reported_villages(town_events)
-        with db.begin() as conn:
-            statement = (
-                sa.update(cases)
-                .where(cases.c.case_id == sa.bindparam("id"))
-                .values(attributes=sa.bindparam("attrs"))
-            )
-            conn.execute(
-                statement, [{"id": c, "attrs": {"village": v}} for c, v in villages.items()]
-            )
+        project(db, as_consumed(town_published) + as_consumed_events(town_events), tiers)
         yield db
     finally:
         db.dispose()
