@@ -15,9 +15,10 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import Protocol
 
 import structlog
 from prometheus_client import CollectorRegistry, disable_created_metrics
@@ -25,6 +26,7 @@ from prometheus_client import CollectorRegistry, disable_created_metrics
 from consumers.kafka.adapter_loop import AdapterLoop
 from consumers.kafka.admin import TopicsError
 from consumers.kafka.engine_loop import EngineLoop
+from consumers.kafka.membership import Membership
 from consumers.kafka.topics import check_topics
 from consumers.runtime.http import HttpServer
 from consumers.runtime.intake_metrics import IntakeMetrics
@@ -73,7 +75,7 @@ def run_service(settings: Settings) -> int:
         loops.append(adapters)
     if settings.role in ("all", "engine"):
         loops.append(engine)
-    alive, ready = probes(loops, engine if settings.role != "adapters" else None)
+    alive, ready = probes(loops)
     http = HttpServer(metrics_registry, alive=alive, ready=ready)
     try:
         port = http.start(settings.http_host, settings.http_port)
@@ -107,16 +109,27 @@ def run_service(settings: Settings) -> int:
     return 1 if failures else 0
 
 
+class Probed(Protocol):
+    """What the probes read of a loop (both loops have it; the unit tests fake it)."""
+
+    @property
+    def alive_at(self) -> float: ...
+    @property
+    def membership(self) -> Membership: ...
+
+
 def probes(
-    loops: list[EngineLoop | AdapterLoop], engine: EngineLoop | None
+    loops: Sequence[Probed], clock: Callable[[], float] = time.monotonic
 ) -> tuple[Callable[[], tuple[bool, str]], Callable[[], tuple[bool, str]]]:
     """`/healthz` and `/readyz` of a process running `loops` (see consumers/kafka/membership.py).
 
     Alive: every loop turns (it polls at least every commit interval) and is settled in its
-    group. Ready: the engine's membership says so (a process without an engine is ready)."""
+    group. Ready: every loop's membership says so, the adapters' as much as the engine's. Why:
+    only the engine's was asked, and an adapters member that stayed unjoined for good in the
+    chaos run answered ready, so nothing restarted it."""
 
     def alive() -> tuple[bool, str]:
-        now = time.monotonic()
+        now = clock()
         for lp in loops:
             name = type(lp).__name__
             if now - lp.alive_at > LIVENESS_SECONDS:
@@ -127,7 +140,11 @@ def probes(
         return True, "ok"
 
     def ready() -> tuple[bool, str]:
-        return engine.membership.readiness() if engine is not None else (True, "ready")
+        for lp in loops:
+            ok, reason = lp.membership.readiness()
+            if not ok:
+                return False, f"{type(lp).__name__}: {reason}"
+        return True, "ready"
 
     return alive, ready
 

@@ -4,19 +4,26 @@ Stateless and exactly-once: each batch's canonical events (to `case-events`, key
 refusals (to `dead-letter`) and consumed offsets go in one Kafka transaction, so a crash never
 publishes an event twice nor loses one, and adapters scale by adding processes to their group.
 The channel of a message is the topic it came from — the only thing that authenticates a source.
+
+Its `/readyz` and `/healthz` judge its group membership with the engine's rules
+(consumers/kafka/membership.py): ready once stable and holding intake partitions (or a standby),
+alive unless stuck unsettled. Why: an adapters member once stayed unjoined for good in the chaos
+run while its probes, which asked only the engine, said ready, so no restart came. Its
+`GroupWatch` also leaves and rejoins a stable group that holds none of the intake partitions.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import structlog
+from kafka import ConsumerRebalanceListener
 
-from consumers.kafka.membership import Membership, state_name
+from consumers.kafka.membership import GroupOwners, GroupWatch, Membership, describe_owners
 from consumers.kafka.transaction import KafkaTransaction, group_instance_id
 from consumers.runtime.intake_metrics import BatchTally, IntakeMetrics
 from consumers.runtime.settings import Settings
@@ -47,14 +54,19 @@ class AdapterLoop:
         transaction: Transaction | None = None,
         channels: Mapping[str, Channel] | None = None,
         metrics: IntakeMetrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self.stop = threading.Event()
-        self.alive_at = time.monotonic()
+        self.clock = clock
+        """Monotonic seconds for the probes' timing (a fake one in the unit tests)."""
+        self.alive_at = clock()
         self.membership = Membership(session_timeout_s=settings.session_timeout_ms / 1000)
         if channels is None:
             channels = load_channels(Path(settings.workflows))
         self.topics = intake_topics(settings, channels)
+        self.watch = GroupWatch(self.membership, None, sorted(self.topics), self._group_owners,
+                                clock=clock, role="adapters")  # fmt: skip
         self.metrics = metrics or IntakeMetrics.create(None, channels)
         self._lag_at = 0.0
         secret = settings.person_key_secret
@@ -74,8 +86,8 @@ class AdapterLoop:
         self._seen: set[Any] = set()
 
     def run(self) -> None:
-        self.transaction.open(sorted(self.topics), None)
-        self.membership.subscribe(time.monotonic())
+        self.transaction.open(sorted(self.topics), _Listener(self))
+        self.membership.subscribe(self.clock())
         log.info("adapters.started", topics=len(self.topics))
         try:
             while not self.stop.is_set():
@@ -85,10 +97,8 @@ class AdapterLoop:
             log.info("adapters.stopped")
 
     def turn(self) -> None:
-        self.alive_at = time.monotonic()
-        view = self.transaction.group()
-        self.membership.observe(state_name(view.state), view.generation, self.alive_at,
-                                joining=view.joining)  # fmt: skip
+        self.alive_at = self.clock()
+        self.watch.turn(self.transaction)
         polled = self.transaction.poll(self.settings.commit_interval_ms)
         self._seen.update(tp for tp, messages in polled.items() if messages)
         if polled:
@@ -96,6 +106,22 @@ class AdapterLoop:
         if self.alive_at - self._lag_at >= LAG_EVERY_S:
             self._lag_at = self.alive_at
             self._refresh_lag()
+
+    def _group_owners(self) -> GroupOwners | None:
+        """Who is in the adapters' group and which intake partitions they hold (asked only
+        while this member holds nothing); None when the broker cannot say right now."""
+        s = self.settings
+        return describe_owners(s, s.adapter_group_id, list(self.topics), role="adapters")
+
+    def assign(self, assigned: Iterable[Any]) -> None:
+        """Stateless: nothing to restore, the assignment is ready as soon as it arrives."""
+        self.membership.assigning(frozenset((tp.topic, tp.partition) for tp in assigned))
+        self.watch.rebalanced()
+        self.membership.assignment_restored()
+
+    def revoke(self) -> None:
+        """Batches commit before every poll, so no transaction is open here: just let go."""
+        self.membership.revoked()
 
     def run_batch(self, polled: Mapping[Any, list[Any]]) -> bool:
         """Translate, then one transaction; True if it committed (counts only then)."""
@@ -166,3 +192,16 @@ class AdapterLoop:
                 per_channel[self.topics[tp.topic]] += lag
         for channel, lag in per_channel.items():
             self.metrics.lag.labels(channel).set(lag)
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Tells the adapters' `Membership` what the group assigned (the probes read it)."""
+
+    def __init__(self, loop: AdapterLoop) -> None:
+        self.loop = loop
+
+    def on_partitions_revoked(self, revoked: list[Any]) -> None:
+        self.loop.revoke()
+
+    def on_partitions_assigned(self, assigned: list[Any]) -> None:
+        self.loop.assign(assigned)

@@ -33,13 +33,11 @@ from typing import Any
 
 import structlog
 from kafka import ConsumerRebalanceListener, TopicPartition
-from kafka.errors import KafkaError
 from structlog.contextvars import bind_contextvars, unbind_contextvars
 
 from consumers.errors import StoppedError
-from consumers.kafka.admin import TopicsError, admin_client
 from consumers.kafka.changelog import read_changelog
-from consumers.kafka.membership import GroupOwners, GroupWatch, Membership, held_partitions
+from consumers.kafka.membership import GroupOwners, GroupWatch, Membership, describe_owners
 from consumers.kafka.transaction import KafkaTransaction, group_instance_id
 from consumers.runtime.clock import FixedClock, WallClock
 from consumers.runtime.metrics import EngineMetrics
@@ -93,7 +91,7 @@ class EngineLoop:
         )
         self.stop = threading.Event()
         self.membership = Membership(session_timeout_s=settings.session_timeout_ms / 1000)
-        self.watch = GroupWatch(self.membership, metrics, settings.topic_case_events,
+        self.watch = GroupWatch(self.membership, metrics, [settings.topic_case_events],
                                 group_owners=self._group_owners)  # fmt: skip
         self.alive_at = time.monotonic()
         self.partitions: dict[int, BatchReplay] = {}
@@ -140,21 +138,15 @@ class EngineLoop:
     def _group_owners(self) -> GroupOwners | None:
         """Who is in the engine's group and which input partitions they hold (asked only while
         this one holds nothing); None when the broker cannot say right now."""
-        try:
-            with admin_client(self.settings, timeout_ms=5_000) as admin:
-                described = admin.describe_groups([self.settings.group_id])
-        except (TopicsError, KafkaError) as err:
-            log.warning("group.describe_failed", error=type(err).__name__)
-            return None
-        members = described.get(self.settings.group_id, {}).get("members", [])
-        return GroupOwners(len(members), held_partitions(members, self.settings.topic_case_events))
+        s = self.settings
+        return describe_owners(s, s.group_id, [s.topic_case_events])
 
     # -- rebalancing ---------------------------------------------------------------------------
 
     def assign(self, assigned: Iterable[TopicPartition]) -> None:
         assigned = list(assigned)
         # /readyz: not ready while a partition's cases are being restored
-        self.membership.assigning(frozenset(tp.partition for tp in assigned))
+        self.membership.assigning(frozenset((tp.topic, tp.partition) for tp in assigned))
         self.watch.rebalanced()
         for tp in sorted(assigned, key=lambda t: t.partition):
             started = time.monotonic()

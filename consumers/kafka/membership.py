@@ -1,4 +1,4 @@
-"""Is this engine really a working member of its consumer group? The truth behind the probes.
+"""Is this loop really a working member of its consumer group? The truth behind the probes.
 
 Why: a loop that turns is not a loop that works. kafka-python can leave a member stuck in a
 rebalance while `poll()` keeps returning (consumers/kafka/rejoin.py), and the first assignment of
@@ -21,22 +21,31 @@ assignment callback, even an empty one, and `/healthz` ok as long as `poll()` re
 in), so the rules are unit-tested; `GroupWatch` asks the broker the two things the member cannot
 see from inside (the group's size and its lag over every input partition), on the loop's thread,
 at most every `WATCH_INTERVAL_S`.
+
+Both loops use them: the engine (one input topic, `case-events`) and the intake adapters (one
+topic per channel). Why the adapters too: in the chaos run an adapters member stayed unjoined
+for good while its `/readyz` said ready (only the engine's membership was asked), so nobody
+noticed; the same rules, over every watched topic, now decide both. A partition is named by its
+`(topic, partition)` pair throughout, so the adapters' several topics never mix up their
+partition numbers.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from kafka.errors import KafkaError
 
-from consumers.runtime.metrics import EngineMetrics
+from consumers.kafka.admin import TopicsError, admin_client
+from consumers.runtime.settings import Settings
 from engine.ports import Transaction
 
-log = structlog.get_logger("fengqiao.engine")
+Partition = tuple[str, int]
+"""A partition as `(topic, partition)`; kafka-python's `TopicPartition` is such a tuple."""
 
 UNSETTLED_SESSIONS = 3
 """`/healthz` fails after this many session timeouts without a stable membership."""
@@ -64,31 +73,64 @@ def state_name(raw: object) -> str:
     return name if name in GROUP_STATES else "unjoined"
 
 
+class GroupMetrics(Protocol):
+    """The group's gauges a `GroupWatch` keeps (`EngineMetrics` has them)."""
+
+    @property
+    def group_state(self) -> Any: ...
+    @property
+    def group_generation(self) -> Any: ...
+    @property
+    def rebalances(self) -> Any: ...
+    @property
+    def group_lag(self) -> Any: ...
+
+
 @dataclass(frozen=True)
 class GroupOwners:
     """The group as the broker describes it: how many members, which input partitions they
     hold (from their current assignments)."""
 
     members: int
-    held: frozenset[int]
+    held: frozenset[Partition]
 
-    def covers(self, partitions: int) -> bool:
-        return partitions > 0 and self.held >= frozenset(range(partitions))
+    def covers(self, partitions: Collection[Partition]) -> bool:
+        return bool(partitions) and self.held >= frozenset(partitions)
 
 
-def held_partitions(members: Iterable[Mapping[str, Any]], topic: str) -> frozenset[int]:
-    """The partitions of `topic` in the members' assignments, as kafka-python 3.0.12's admin
+def held_partitions(
+    members: Iterable[Mapping[str, Any]], topics: Collection[str]
+) -> frozenset[Partition]:
+    """The partitions of `topics` in the members' assignments, as kafka-python 3.0.12's admin
     `describe_groups` decodes them (`member_assignment.assigned_partitions`); anything it
     could not decode holds nothing."""
-    held: set[int] = set()
+    held: set[Partition] = set()
     for member in members:
         assignment = member.get("member_assignment")
         if not isinstance(assignment, Mapping):
             continue
         for entry in assignment.get("assigned_partitions") or ():
-            if isinstance(entry, Mapping) and entry.get("topic") == topic:
-                held.update(int(p) for p in entry.get("partitions") or ())
+            topic = entry.get("topic") if isinstance(entry, Mapping) else None
+            if isinstance(topic, str) and topic in topics:
+                held.update((topic, int(p)) for p in entry.get("partitions") or ())
     return frozenset(held)
+
+
+def describe_owners(
+    settings: Settings, group_id: str, topics: Collection[str], *, role: str = "engine"
+) -> GroupOwners | None:
+    """Who is in `group_id` and which partitions of `topics` they hold (an admin round trip,
+    asked only while this member holds nothing); None when the broker cannot say right now."""
+    try:
+        with admin_client(settings, timeout_ms=5_000) as admin:
+            described = admin.describe_groups([group_id])
+    except (TopicsError, KafkaError) as err:
+        structlog.get_logger(f"fengqiao.{role}").warning(
+            "group.describe_failed", error=type(err).__name__
+        )
+        return None
+    members = described.get(group_id, {}).get("members", [])
+    return GroupOwners(len(members), held_partitions(members, topics))
 
 
 @dataclass
@@ -101,12 +143,13 @@ class Membership:
     subscribed_at: float | None = None
     settled_at: float | None = None
     """Last instant the member was seen stable or waiting for a join answer (monotonic s)."""
-    assigned: frozenset[int] | None = None
+    assigned: frozenset[Partition] | None = None
     """Partitions of the last assignment (None before the first one)."""
     restored: bool = False
     group: GroupOwners | None = None
     """The group at the last look (only asked while this member holds nothing)."""
-    input_partitions: int | None = None
+    input_partitions: frozenset[Partition] | None = None
+    """Every partition of the watched topics, as last seen (None: not known yet, or none)."""
 
     def subscribe(self, now: float) -> None:
         self.subscribed_at = now
@@ -116,7 +159,7 @@ class Membership:
         if state == "stable" or joining:
             self.settled_at = now
 
-    def assigning(self, partitions: frozenset[int]) -> None:
+    def assigning(self, partitions: frozenset[Partition]) -> None:
         """An assignment arrived; it is restored next (the listener runs the restore). The
         probes read from another thread: `restored` falls before `assigned` changes."""
         self.restored = False
@@ -153,7 +196,7 @@ class Membership:
             return False, "holds no partitions; asking the group who holds them"
         return False, (
             f"holds no partitions while the group has {self.group.members} members for "
-            f"{self.input_partitions} partitions ({len(self.group.held)} of them held)"
+            f"{len(self.input_partitions)} partitions ({len(self.group.held)} of them held)"
         )
 
     def liveness(self, now: float) -> tuple[bool, str]:
@@ -173,45 +216,58 @@ class Membership:
 
 @dataclass
 class GroupWatch:
-    """Feeds `Membership` and the group metrics from the transaction port, once per loop turn."""
+    """Feeds `Membership` (and the group metrics, if any) from the transaction port, once per
+    loop turn; `topics` are the loop's input topics (the engine's one, the adapters' channels)."""
 
     membership: Membership
-    metrics: EngineMetrics
-    topic: str
+    metrics: GroupMetrics | None
+    """None: the loop exports no group gauges (the adapters: the names are the engine's)."""
+    topics: Sequence[str]
     group_owners: Callable[[], GroupOwners | None]
     """Asks the broker who is in the group, holding what (an admin call; None: no answer)."""
     clock: Callable[[], float] = time.monotonic
+    role: str = "engine"
+    """Names the logger (`fengqiao.engine`, `fengqiao.adapters`) its warnings go to."""
     _last_watch: float = field(default=float("-inf"))
+    _log: Any = field(default=None, repr=False)
     _unheld: int = 0
     """Consecutive looks at a stable group holding none of the input partitions."""
 
     def __post_init__(self) -> None:
         self._last_watch = self.clock()  # the first look comes after the first assignment
+        self._log = structlog.get_logger(f"fengqiao.{self.role}")
 
     def turn(self, transaction: Transaction) -> None:
         view = transaction.group()
         now = self.clock()
         state = state_name(view.state)
         self.membership.observe(state, view.generation, now, joining=view.joining)
-        self.metrics.group_state.state(state)
-        self.metrics.group_generation.set(view.generation)
+        if self.metrics is not None:
+            self.metrics.group_state.state(state)
+            self.metrics.group_generation.set(view.generation)
         if now - self._last_watch < WATCH_INTERVAL_S:
             return
         self._last_watch = now
         try:
             self._watch(transaction, state)
         except KafkaError as err:  # a probe, not a reason to stop: try again next interval
-            log.warning("group.watch_failed", error=type(err).__name__)
+            self._log.warning("group.watch_failed", error=type(err).__name__)
 
     def rebalanced(self) -> None:
         """An assignment arrived: count it, and look at the group again on the next turn."""
-        self.metrics.rebalances.inc()
+        if self.metrics is not None:
+            self.metrics.rebalances.inc()
         self._last_watch = float("-inf")
 
     def _watch(self, transaction: Transaction, state: str) -> None:
-        partitions, lag = transaction.group_lag(self.topic)
-        self.membership.input_partitions = partitions or None
-        if partitions:
+        inputs: set[Partition] = set()
+        lag = 0
+        for topic in self.topics:
+            partitions, topic_lag = transaction.group_lag(topic)
+            inputs.update((topic, p) for p in range(partitions))
+            lag += topic_lag
+        self.membership.input_partitions = frozenset(inputs) or None
+        if inputs and self.metrics is not None:
             self.metrics.group_lag.set(lag)
         held = self.membership.assigned
         if state == "stable" and held is not None and not held:
@@ -231,6 +287,6 @@ class GroupWatch:
         if self._unheld < UNHELD_WATCHES:
             return
         self._unheld = 0
-        log.warning("group.rejoin", reason="no member holds an input partition",
-                    members=group.members, partitions=partitions)  # fmt: skip
+        self._log.warning("group.rejoin", reason="no member holds an input partition",
+                          members=group.members, partitions=len(partitions))  # fmt: skip
         transaction.rejoin()

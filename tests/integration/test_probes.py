@@ -65,7 +65,7 @@ def running(settings: Settings) -> Iterator[Running]:
     registry = CollectorRegistry()
     loop = EngineLoop(settings, Engine(workflows), MemoryStore(),
                       EngineMetrics.create(registry, workflows))  # fmt: skip
-    alive, ready = probes([loop], loop)
+    alive, ready = probes([loop])
     http = HttpServer(registry, alive=alive, ready=ready)
     port = http.start("127.0.0.1", 0)
     thread = threading.Thread(target=loop.run, name="engine", daemon=True)
@@ -90,7 +90,8 @@ def test_ready_only_once_the_member_holds_its_restored_partitions(
             assert body.strip() != "ready"
         _took, body = engine.wait_for("/readyz", 200, 60)
         assert body.strip() == "ready"
-        assert engine.loop.membership.assigned == frozenset(range(4))
+        topic = settings.topic_case_events
+        assert engine.loop.membership.assigned == frozenset((topic, p) for p in range(4))
         assert engine.get("/healthz")[0] == 200
         metrics = engine.get("/metrics")[1]
         assert 'fengqiao_consumer_group_state{fengqiao_consumer_group_state="stable"} 1.0' in (
@@ -113,7 +114,7 @@ def test_a_lone_member_is_never_ready_without_its_partition(
         while time.monotonic() < deadline:
             answer = membership.readiness()
             answers.append(answer)
-            if answer[0] and membership.assigned == frozenset({0}):
+            if answer[0] and membership.assigned == frozenset({(settings.topic_case_events, 0)}):
                 break
             time.sleep(0.002)
         else:
@@ -132,12 +133,11 @@ def test_a_member_without_partitions_is_ready_only_as_a_standby(
         a.wait_for("/readyz", 200, 60)
         with running(second) as b:
             deadline = time.monotonic() + 90
-            seen: list[tuple[frozenset[int] | None, tuple[int, str]]] = []
+            seen: list[tuple[frozenset[tuple[str, int]] | None, tuple[int, str]]] = []
             while time.monotonic() < deadline:
                 seen = [(e.loop.membership.assigned, e.get("/readyz")) for e in (a, b)]
-                if sorted(str(held) for held, _ in seen) == ["frozenset()", "frozenset({0})"] and (
-                    all(answer[0] == 200 for _, answer in seen)
-                ):
+                held = sorted(-1 if parts is None else len(parts) for parts, _ in seen)
+                if held == [0, 1] and all(answer[0] == 200 for _, answer in seen):
                     break
                 time.sleep(0.5)
             else:

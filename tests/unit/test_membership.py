@@ -27,7 +27,12 @@ from engine.ports import GroupView
 pytestmark = pytest.mark.unit
 
 
-def _joined(partitions: frozenset[int]) -> Membership:
+def parts(*numbers: int, topic: str = "events") -> frozenset[tuple[str, int]]:
+    """Partitions of one topic as the membership names them: `(topic, partition)`."""
+    return frozenset((topic, n) for n in numbers)
+
+
+def _joined(partitions: frozenset[tuple[str, int]]) -> Membership:
     m = Membership(session_timeout_s=10)
     m.subscribe(0.0)
     m.observe("stable", 2, 1.0)
@@ -44,7 +49,7 @@ def test_not_ready_until_subscribed_stable_assigned_and_restored() -> None:
     assert m.readiness() == (False, "consumer group rebalancing (generation 1)")
     m.observe("stable", 1, 1.0)
     assert m.readiness() == (False, "waiting for the first assignment")
-    m.assigning(frozenset({0, 1}))
+    m.assigning(parts(0, 1))
     assert m.readiness() == (False, "restoring partitions from the changelog")
     m.assignment_restored()
     assert m.readiness() == (True, "ready")
@@ -55,11 +60,11 @@ def test_not_ready_until_subscribed_stable_assigned_and_restored() -> None:
 def test_an_empty_assignment_is_ready_only_as_a_standby() -> None:
     m = _joined(frozenset())
     assert m.readiness() == (False, "holds no partitions; asking the group who holds them")
-    m.input_partitions, m.group = 4, GroupOwners(members=1, held=frozenset())
+    m.input_partitions, m.group = parts(0, 1, 2, 3), GroupOwners(members=1, held=frozenset())
     assert m.readiness() == (
         False, "holds no partitions while the group has 1 members for 4 partitions (0 of them held)"
     )  # fmt: skip
-    m.group = GroupOwners(members=5, held=frozenset(range(4)))
+    m.group = GroupOwners(members=5, held=parts(0, 1, 2, 3))
     assert m.readiness() == (True, "ready (standby: the other members hold every partition)")
     m.assigning(frozenset())  # a new assignment: who else is there must be asked again
     m.assignment_restored()
@@ -72,14 +77,14 @@ def test_the_empty_first_assignment_of_a_fresh_group_is_not_a_standby() -> None:
     made it a ready "standby" (until the next rebalance, ~0.5 s) while nobody consumed; it is
     not ready until someone holds every partition."""
     m = _joined(frozenset())
-    m.input_partitions, m.group = 1, GroupOwners(members=1, held=frozenset())
+    m.input_partitions, m.group = parts(0), GroupOwners(members=1, held=frozenset())
     assert m.readiness() == (
         False, "holds no partitions while the group has 1 members for 1 partitions (0 of them held)"
     )  # fmt: skip
-    m.group = GroupOwners(members=3, held=frozenset({0, 2}))  # members enough, one unowned
-    m.input_partitions = 3
+    m.group = GroupOwners(members=3, held=parts(0, 2))  # members enough, one unowned
+    m.input_partitions = parts(0, 1, 2)
     assert m.readiness()[0] is False
-    m.assigning(frozenset({0}))  # the next rebalance brings the partition
+    m.assigning(parts(0))  # the next rebalance brings the partition
     assert m.readiness() == (False, "restoring partitions from the changelog")
     m.assignment_restored()
     assert m.readiness() == (True, "ready")
@@ -99,10 +104,10 @@ def test_readiness_never_pairs_a_new_assignment_with_the_last_restore() -> None:
     spy = Spy(session_timeout_s=10)
     spy.subscribe(0.0)
     spy.observe("stable", 2, 1.0)
-    spy.assigning(frozenset({0}))
+    spy.assigning(parts(0))
     spy.assignment_restored()
     writes.clear()
-    spy.assigning(frozenset({0, 1}))
+    spy.assigning(parts(0, 1))
     assert writes == [("assigned", False)]  # restored already False when assigned changed
     assert spy.readiness() == (False, "restoring partitions from the changelog")
 
@@ -117,15 +122,17 @@ def test_held_partitions_reads_kafka_pythons_described_assignments() -> None:
         {"member_assignment": None},
         {},
     ]  # fmt: skip
-    assert held_partitions(members, "events") == frozenset({0, 1, 2})
-    assert held_partitions(members, "absent") == frozenset()
-    assert GroupOwners(2, frozenset({0, 1, 2})).covers(3)
-    assert not GroupOwners(2, frozenset({0, 1})).covers(3)
-    assert not GroupOwners(2, frozenset()).covers(0)
+    assert held_partitions(members, ["events"]) == parts(0, 1, 2)
+    assert held_partitions(members, ["events", "other"]) == parts(0, 1, 2) | parts(1, topic="other")
+    assert held_partitions(members, ["absent"]) == frozenset()
+    assert GroupOwners(2, parts(0, 1, 2)).covers(parts(0, 1, 2))
+    assert not GroupOwners(2, parts(0, 1)).covers(parts(0, 1, 2))
+    assert not GroupOwners(2, parts(0, 1)).covers(parts(0, 1) | parts(0, topic="other"))
+    assert not GroupOwners(2, frozenset()).covers(frozenset())
 
 
 def test_alive_while_settled_dead_after_three_unsettled_session_timeouts() -> None:
-    m = _joined(frozenset({0}))
+    m = _joined(parts(0))
     assert m.liveness(1_000.0) == (True, "ok")  # stable: however long
     m.observe("rebalancing", 3, 100.0)
     limit = UNSETTLED_SESSIONS * m.session_timeout_s
@@ -143,7 +150,7 @@ def test_alive_while_settled_dead_after_three_unsettled_session_timeouts() -> No
 def test_a_join_waiting_for_the_broker_is_a_healthy_rebalance() -> None:
     """The broker holds a JoinGroup until every member rejoined (up to the rebalance timeout):
     a member waiting for that answer is not stuck, however long it waits."""
-    m = _joined(frozenset({0}))
+    m = _joined(parts(0))
     for t in range(2, 300, 5):
         m.observe("rebalancing", 3, float(t), joining=True)
         assert m.liveness(float(t) + 0.1) == (True, "ok")
@@ -189,9 +196,9 @@ class _Watched:
         self.rejoined += 1
 
 
-@pytest.mark.parametrize(("held", "rejoins"), [(frozenset(), 1), (frozenset({0, 1, 2, 3}), 0)])
+@pytest.mark.parametrize(("held", "rejoins"), [(frozenset(), 1), (parts(0, 1, 2, 3), 0)])
 def test_a_stable_group_holding_no_partition_is_left_and_joined_again(
-    held: frozenset[int], rejoins: int
+    held: frozenset[tuple[str, int]], rejoins: int
 ) -> None:
     """Two looks in a row at a stable group where nobody holds anything (a leader that assigned
     before the topic's metadata came back): leave and join again. A standby whose group holds
@@ -199,7 +206,7 @@ def test_a_stable_group_holding_no_partition_is_left_and_joined_again(
     now = [0.0]
     membership = _joined(frozenset())
     watched = _Watched(partitions=4)
-    watch = GroupWatch(membership, EngineMetrics.create(CollectorRegistry()), "events",
+    watch = GroupWatch(membership, EngineMetrics.create(CollectorRegistry()), ["events"],
                        group_owners=lambda: GroupOwners(2, held), clock=lambda: now[0])  # fmt: skip
     for _ in range(UNHELD_WATCHES * 2):
         now[0] += WATCH_INTERVAL_S + 1
