@@ -43,6 +43,7 @@ from consumers.view.settings import (
     ViewSettings,
     database_url,
     load_view_config,
+    session_key,
     shown_url,
 )
 from consumers.view.tables import create_view_engine
@@ -150,7 +151,8 @@ def api_app(
     except AccessFileError as err:
         return str(err)
     return create_app(db, access, ready=lambda: consumer.ready()[0], tiers=consumer.tiers,
-                      observe=metrics.request if metrics is not None else None)  # fmt: skip
+                      observe=metrics.request if metrics is not None else None,
+                      session_key=session_key(settings))  # fmt: skip
 
 
 def _first_line(err: sa.exc.DBAPIError) -> str:

@@ -50,7 +50,7 @@ from consumers.view.fold import TierOrder
 from consumers.view.metrics import ViewMetrics
 from consumers.view.projection import Consumed, ReadModelConflictError, project, stored_offsets
 from consumers.view.settings import ViewConfig
-from consumers.view.tables import SchemaState, cases, prepare, rebuild
+from consumers.view.tables import SchemaState, cases, prepare, rebuild, schema_lock
 
 log = structlog.get_logger("fengqiao.view")
 
@@ -135,11 +135,13 @@ class ViewConsumer:
 
     def prepare_database(self) -> SchemaState:
         """Make the tables; rebuild them when they are another version's (then the stored
-        offsets are gone with the rows, and every partition is read from the beginning)."""
-        state = prepare(self.db)
-        if state == "stale":
-            log.warning("view.rebuilding", reason="schema version changed")
-            rebuild(self.db)
+        offsets are gone with the rows, and every partition is read from the beginning). Under
+        `schema_lock`: of two views starting at once, one rebuilds, the other finds it done."""
+        with schema_lock(self.db):
+            state = prepare(self.db)
+            if state == "stale":
+                log.warning("view.rebuilding", reason="schema version changed")
+                rebuild(self.db)
         self.schema = state
         log.info("view.database", schema=state)
         return state

@@ -21,6 +21,7 @@ cannot import it).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -34,7 +35,8 @@ from consumers.runtime.variables import register_settings
 
 DEFAULT_DB = "sqlite:///fengqiao-view.db"
 BACKENDS = ("sqlite", "postgresql")
-_SECRET_FIELDS = frozenset({"view_db"})
+_SECRET_FIELDS = frozenset({"view_db", "view_session_key"})
+SESSION_KEY_MIN = 32
 
 PositiveInt = Annotated[int, Field(gt=0)]
 
@@ -77,7 +79,24 @@ class ViewSettings(BaseSettings):
         description="Most records projected in one database transaction.",
     )
 
-    @field_validator("view_access", mode="before")
+    view_session_key: SecretStr | None = Field(
+        default=None,
+        description=(
+            "The key that signs the console's session cookies, at least "
+            f"{SESSION_KEY_MIN} characters of randomness. Unset: a random key per process, so "
+            "sessions end at a restart and replicas behind one address refuse each other's; "
+            "give every replica the same."
+        ),
+    )
+
+    @field_validator("view_session_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < SESSION_KEY_MIN:
+            raise ValueError(f"a session key needs at least {SESSION_KEY_MIN} characters")
+        return value
+
+    @field_validator("view_access", "view_session_key", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         # `FENGQIAO_VIEW_ACCESS=` in a compose file means "not set".
@@ -118,6 +137,14 @@ def database_url(settings: ViewSettings) -> sa.URL:
     if url.drivername == "postgresql":
         url = url.set(drivername="postgresql+psycopg")
     return url
+
+
+def session_key(settings: ViewSettings) -> bytes | None:
+    """The HMAC key of session cookies from `FENGQIAO_VIEW_SESSION_KEY` (its SHA-256: any text
+    of enough randomness makes a full-length key); None: a random one per process."""
+    if settings.view_session_key is None:
+        return None
+    return hashlib.sha256(settings.view_session_key.get_secret_value().encode("utf-8")).digest()
 
 
 def shown_url(url: sa.URL) -> str:

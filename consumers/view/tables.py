@@ -12,6 +12,8 @@ instants whatever offset the workflow's records carry.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -197,6 +199,30 @@ def rebuild(engine: Engine) -> None:
     with engine.begin() as conn:
         found.drop_all(conn)
     create_schema(engine)
+
+
+SCHEMA_LOCK = 0x66_71_76_31  # "fqv1": one key for every Fengqiao read model of a database
+"""The PostgreSQL advisory lock taken around `prepare` and `rebuild` (`schema_lock`)."""
+
+
+@contextmanager
+def schema_lock(engine: Engine) -> Iterator[None]:
+    """Hold the read model's schema for one view while it prepares or rebuilds it. Why: two
+    views starting at once on a stale PostgreSQL schema (a rolling update of a Deployment) would
+    both drop and remake the tables, one under the other's projection. With the lock the second
+    waits, then finds the schema current. PostgreSQL only: an embedded SQLite file has one view.
+    A session-level advisory lock on a connection of its own, so the DDL may run on others."""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as conn:
+        conn.execute(sa.select(sa.func.pg_advisory_lock(SCHEMA_LOCK)))
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute(sa.select(sa.func.pg_advisory_unlock(SCHEMA_LOCK)))
+            conn.commit()
 
 
 SchemaState = Literal["created", "current", "stale"]

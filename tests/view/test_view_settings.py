@@ -17,6 +17,7 @@ from consumers.view.settings import (
     database_url,
     load_view_config,
     load_view_settings,
+    session_key,
     shown_url,
 )
 
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.unit
 
 VIEW_VARIABLES = {
     "FENGQIAO_VIEW_DB", "FENGQIAO_VIEW_HTTP_HOST", "FENGQIAO_VIEW_HTTP_PORT",
-    "FENGQIAO_VIEW_ACCESS", "FENGQIAO_VIEW_BATCH",
+    "FENGQIAO_VIEW_ACCESS", "FENGQIAO_VIEW_BATCH", "FENGQIAO_VIEW_SESSION_KEY",
 }  # fmt: skip
 
 
@@ -135,3 +136,22 @@ def test_the_view_variables_are_settings_not_typos() -> None:
 def test_a_sqlite_url_is_kept_as_written() -> None:
     s = load_view_settings({"view_db": "sqlite:////var/lib/fengqiao/view.db"})
     assert database_url(s) == sa.make_url("sqlite:////var/lib/fengqiao/view.db")
+
+
+def test_a_session_key_is_long_secret_and_the_same_for_the_same_text(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert session_key(load_view_settings()) is None  # unset: random per process
+    monkeypatch.setenv("FENGQIAO_VIEW_SESSION_KEY", "short-and-guessable")
+    with pytest.raises(SettingsError) as refused:
+        load_view_settings()
+    assert "FENGQIAO_VIEW_SESSION_KEY: a session key needs at least 32 characters" in str(
+        refused.value
+    )
+    assert "short-and-guessable" not in str(refused.value)
+    monkeypatch.setenv("FENGQIAO_VIEW_SESSION_KEY", "x" * 32)
+    key = session_key(load_view_settings())
+    assert key is not None
+    assert len(key) == 32
+    assert key == session_key(load_view_settings())
+    assert "x" * 32 not in repr(load_view_settings())

@@ -18,6 +18,7 @@ from httpx2 import Response
 from consumers.view.access import SESSION_COOKIE
 from consumers.view.app import create_app
 from consumers.view.fold import CaseRow
+from consumers.view.settings import ViewSettings, session_key
 from tests.view.api.conftest import CALLERS, NOW, make_access
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -177,3 +178,24 @@ def test_a_forged_or_foreign_cookie_is_refused(own_client: TestClient, town_db: 
         assert_401(answer, "invalid_token")
     good = own_client.get("/api/backlog", headers={"Cookie": f"{SESSION_COOKIE}={mine}"})
     assert good.status_code == 200
+
+
+def test_replicas_given_one_session_key_accept_each_others_sessions(
+    town_db: sa.Engine, clock: MovableClock
+) -> None:
+    """Console replicas behind one address (`FENGQIAO_VIEW_SESSION_KEY`): a session opened on
+    one is good on the other; a replica with its own random key refuses it (401)."""
+    shared = session_key(ViewSettings(view_session_key="k" * 40))
+
+    def replica(key: bytes | None) -> TestClient:
+        return TestClient(create_app(town_db, make_access(), clock=clock, session_key=key))
+
+    with replica(shared) as first, replica(shared) as second, replica(None) as own:
+        assert first.post("/session", headers=CALLERS["petitions"].headers).status_code == 204
+        cookies = {SESSION_COOKIE: first.cookies[SESSION_COOKIE]}
+        second.cookies.update(cookies)
+        own.cookies.update(cookies)
+        listed = second.get("/api/cases", params={"limit": 1000})
+        assert listed.status_code == 200
+        assert {i["workflow"] for i in listed.json()["items"]} == {"petition"}
+        assert own.get("/api/cases").status_code == 401
