@@ -4,7 +4,9 @@ fast with a million cases, on SQLite and on PostgreSQL?
 1. Projection against the engine, in the same run (the machine is shared and noisy, so the
    figure is the ratio): the synthetic stream through the engine's batch step, as `bench core`
    runs it (records and changelog snapshots encoded), gives records/s produced; then the same
-   records, as the view's consumer would read them from the transitions topic, go through
+   records, as the view's consumer would read them from the transitions topic, with the input
+   events beside them as it reads them from the case-events topic (for the reports'
+   attributes: consumers/view/reports.py; interleaved evenly), go through
    `projection.project` in batches of the view's default size into an emptied read model,
    records/s each database. Rounds alternate engine, SQLite, PostgreSQL; each side's best
    round counts (each round's own ratio is printed too, to show the noise). Kafka is left out
@@ -37,7 +39,7 @@ import tempfile
 import time
 import uuid
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -58,6 +60,7 @@ from engine.registry import WorkflowRegistry
 
 LOCAL_POSTGRES = ROOT / "deploy" / "local" / "postgres"
 TOPIC = "fengqiao.transitions"
+CASE_EVENTS = "fengqiao.case-events"
 BATCH: int = ViewSettings.model_fields["view_batch"].default
 """Records per projected transaction: `FENGQIAO_VIEW_BATCH`'s default."""
 TARGETS = {"projection_ratio": 1.0, "p99_ms": 50.0}
@@ -157,16 +160,38 @@ def engine_pass(engine: Engine, lines: list[bytes]) -> tuple[float, list[tuple[s
     return time.perf_counter() - started, published
 
 
-def as_consumed(published: list[tuple[str, bytes]], partitions: int) -> list[Consumed]:
+def as_consumed(
+    published: list[tuple[str, bytes]], partitions: int, events: Sequence[bytes] = ()
+) -> list[Consumed]:
     """The records as the view's consumer reads them: keyed by case, so a case's records stay in
-    one partition in order (crc32 here for the key's partition; Kafka's murmur2 spreads alike)."""
+    one partition in order (crc32 here for the key's partition; Kafka's murmur2 spreads alike);
+    and the input `events` from the case-events topic, spread evenly among them (the consumer
+    reads both topics side by side)."""
+    records = _on_topic(TOPIC, published, partitions)
+    inputs = _on_topic(CASE_EVENTS, [(_case_of(e), e) for e in events], partitions)
+    if not inputs:
+        return records
+    merged = sorted(
+        [(n / len(records), 1, item) for n, item in enumerate(records)]
+        + [(n / len(inputs), 0, item) for n, item in enumerate(inputs)],
+        key=lambda entry: (entry[0], entry[1]),
+    )
+    return [item for _, _, item in merged]
+
+
+def _on_topic(topic: str, keyed: list[tuple[str, bytes]], partitions: int) -> list[Consumed]:
     next_offset = [0] * partitions
     consumed: list[Consumed] = []
-    for case_id, value in published:
-        partition = zlib.crc32(case_id.encode()) % partitions
-        consumed.append(Consumed(TOPIC, partition, next_offset[partition], value))
+    for key, value in keyed:
+        partition = zlib.crc32(key.encode()) % partitions
+        consumed.append(Consumed(topic, partition, next_offset[partition], value))
         next_offset[partition] += 1
     return consumed
+
+
+def _case_of(line: bytes) -> str:
+    found = re.search(rb'"case_id":\s*"([^"]*)"', line)
+    return found.group(1).decode() if found else ""
 
 
 def rebuild_and_project(
@@ -214,16 +239,17 @@ def projection(
         print(f"round {n + 1} of {rounds}: engine, then projection ...", file=sys.stderr)
         seconds, published = engine_pass(engine, lines)
         engine_s.append(seconds)
-        consumed = as_consumed(published, size.partitions)
+        consumed = as_consumed(published, size.partitions, lines)
         for name, db in dbs.items():
             whole, alone = rebuild_and_project(db, consumed, tiers)
             project_s[name].append(alone)
             if n > 0 or rounds == 1:  # from round 2 on, the drop drops a full read model
                 rebuild_s[name].append(whole)
-    records = len(consumed)
+    records = sum(1 for item in consumed if item.topic == TOPIC)
     best_engine = min(engine_s)
     figures: dict[str, Any] = {
-        "events": len(lines), "records": records, "batch": BATCH, "rounds": rounds,
+        "events": len(lines), "records": records,
+        "consumed": len(consumed), "batch": BATCH, "rounds": rounds,
         "partitions": size.partitions,
         "engine": {"seconds": round(best_engine, 2), "records_per_s": round(records / best_engine)},
     }  # fmt: skip

@@ -33,6 +33,7 @@ from consumers.bench.common import percentiles
 from consumers.runtime.clock import FixedClock
 from consumers.view.access import Access, Token, hash_token
 from consumers.view.app import create_app
+from consumers.view.fold import ticket_of
 from consumers.view.queries import status_clause
 from consumers.view.serve import HttpThread, bind
 from consumers.view.tables import cases
@@ -110,7 +111,8 @@ def _base(rng: random.Random, n: int, rung: _Rung, opened: datetime) -> dict[str
         "breached": False, "paused": False, "extensions": int(rng.random() < 0.05),
         "escalations": rng.choices((0, 1, 2, 3), (0.7, 0.2, 0.08, 0.02))[0], "breaches": 0,
         "on_time": None, "outcome": None, "resolved_tier": None, "closed_at": None,
-        "last_seq": rng.randrange(1, 9), "attributes": {},
+        "last_seq": rng.randrange(1, 9), "attributes": {}, "ticket": ticket_of(case_id(n)),
+        "opened_by": f"bench-{n}-reported",
     }  # fmt: skip
 
 

@@ -27,15 +27,15 @@ from consumers.view import tier_order
 from consumers.view.charts import RUNG_COLORS
 from consumers.view.console import ScopeValue, console_router
 from consumers.view.projection import project
-from consumers.view.queries import history_of, list_cases
+from consumers.view.queries import case_by_id, history_of, list_cases
 from consumers.view.tables import create_view_engine, prepare
 from engine.core import Engine
 from engine.registry import WorkflowRegistry
 from tests.e2e.browser import run_chromium
 from tests.e2e.png import decode
-from tests.view.busy_town import busy_town, retracted_case
+from tests.view.busy_town import busy_town, busy_town_events, retracted_case
 from tests.view.dom import Element, parse, row_ids
-from tests.view.streams import as_consumed
+from tests.view.streams import as_consumed, as_consumed_events
 
 # The first test may install Debian packages with apt (chromium, fonts-noto-cjk): minutes.
 pytestmark = pytest.mark.timeout(900)
@@ -68,7 +68,7 @@ def served(
     db = create_view_engine(f"sqlite:///{tmp_path_factory.mktemp('console') / 'view.sqlite'}")
     prepare(db)
     tiers = tier_order(registry)
-    project(db, as_consumed(published), tiers)
+    project(db, as_consumed(published) + as_consumed_events(busy_town_events(registry)), tiers)
     app = FastAPI()
     app.include_router(console_router(db, scope=everything, now=lambda: now, tiers=tiers))
     sock = socket.socket()
@@ -146,6 +146,12 @@ def test_the_case_page_renders_its_timeline_and_records(
     records = dom.by_id("records").find_all("tr", "record")
     assert len(records) == len(history)
     assert len([r for r in records if "retracted" in r.classes]) == 1
+    with served.db.connect() as conn:
+        row = case_by_id(conn, served.retracted)
+    assert row is not None
+    assert row.attributes  # the report's, from the case-events topic
+    shown = [a.text for a in dom.find_all("span", "attribute")]
+    assert shown == [f"{k}: {v}" for k, v in sorted(row.attributes.items())]
     pixels = colours(shot)
     assert pixels[_rgb(RUNG_COLORS[0])] + pixels[_rgb(RUNG_COLORS[1])] > 24 * 40  # the stays
 

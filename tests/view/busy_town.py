@@ -24,6 +24,11 @@ TOWN = TownSpec(population=30_000, start=date(2026, 1, 5), days=60)
 IDLE = timedelta(days=5, hours=9, minutes=30)
 
 
+def busy_town_events(registry: WorkflowRegistry) -> list[bytes]:
+    """The town's input events, as the view reads them from the case-events topic too."""
+    return [e.raw for e in Town(TOWN, registry).events()]
+
+
 def busy_town(registry: WorkflowRegistry, engine: Engine) -> tuple[datetime, list[bytes]]:
     """`NOW` (the engine's clock and the console's) and the published records, a retraction
     last."""
