@@ -81,19 +81,36 @@ def _default_tz() -> ZoneInfo:
     return ZoneInfo(DEFAULT_TZ)
 
 
+class _Memo:
+    """What a calculator has looked up per local date: whether it is a working day, and its
+    office window in UTC. Both depend on the date alone (the calculator's calendar, zone and
+    hours never change), and a working-time warning walks the same days twice per stay: the
+    look-ups were a tenth of an event (issue 17). Grows by one entry per date ever consulted."""
+
+    __slots__ = ("windows", "working")
+
+    def __init__(self) -> None:
+        self.working: dict[date, bool] = {}
+        self.windows: dict[date, tuple[datetime, datetime]] = {}
+
+
 class _Days:
     """Calendar look-ups that remember whether any consulted date was in an uncovered year."""
 
-    __slots__ = ("calendar", "missing")
+    __slots__ = ("calendar", "known", "missing")
 
-    def __init__(self, calendar: BusinessCalendar) -> None:
+    def __init__(self, calendar: BusinessCalendar, known: dict[date, bool] | None = None) -> None:
         self.calendar = calendar
+        self.known = known if known is not None else {}
         self.missing = False
 
     def working(self, d: date) -> bool:
         if not self.calendar.covers(d.year):
             self.missing = True
-        return self.calendar.is_working_day(d)
+        found = self.known.get(d)
+        if found is None:
+            found = self.known[d] = self.calendar.is_working_day(d)
+        return found
 
     def roll(self, d: date) -> date:
         """`d`, or the first working day after it (art. 85: holidays push the last day)."""
@@ -129,6 +146,7 @@ class DeadlineCalculator:
     calendar: BusinessCalendar
     tz: ZoneInfo = field(default_factory=_default_tz)
     hours: WorkingHours = field(default_factory=WorkingHours)
+    _memo: _Memo = field(default_factory=_Memo, compare=False, repr=False)
 
     def deadline(self, start: datetime, d: Duration) -> Deadline:
         """The limit `d` counted from `start`, the instant the case entered its state.
@@ -142,7 +160,7 @@ class DeadlineCalculator:
         working days, from `start` or from the next window opening; N=0 returns `start`.
         """
         at = _require_aware(start, "start")
-        days = _Days(self.calendar)
+        days = _Days(self.calendar, self._memo.working)
         if d.unit == "hours":
             instant = at + timedelta(hours=d.amount)
         elif d.unit == "working_hours":
@@ -191,7 +209,7 @@ class DeadlineCalculator:
         at = _require_aware(deadline, "deadline")
         if to < frm:
             raise ValueError(f"pause ends ({paused_to}) before it starts ({paused_from})")
-        days = _Days(self.calendar)
+        days = _Days(self.calendar, self._memo.working)
         if unit == "hours":
             instant = at + (to - frm)
         elif unit == "working_hours":
@@ -209,7 +227,7 @@ class DeadlineCalculator:
         passed: where a working-day limit warns, so a warning never lands at 04:00 in the
         middle of a holiday. With no office time in between, the plain elapsed fraction."""
         frm, to = _require_aware(start, "start"), _require_aware(end, "end")
-        days = _Days(self.calendar)
+        days = _Days(self.calendar, self._memo.working)
         total = self._working_time_between(frm, to, days)
         if total <= _ZERO:
             return (frm + (to - frm) * fraction).astimezone(self.tz)
@@ -228,7 +246,14 @@ class DeadlineCalculator:
         return self._local_instant(d + _ONE_DAY, time(0))
 
     def _window(self, d: date) -> tuple[datetime, datetime]:
-        return self._local_instant(d, self.hours.start), self._local_instant(d, self.hours.end)
+        windows = self._memo.windows
+        found = windows.get(d)
+        if found is None:
+            found = windows[d] = (
+                self._local_instant(d, self.hours.start),
+                self._local_instant(d, self.hours.end),
+            )
+        return found
 
     def _add_working_time(self, at: datetime, amount: timedelta, days: _Days) -> datetime:
         """The instant when `amount` of office time has elapsed after `at`."""

@@ -58,7 +58,7 @@ def sla_info(case: Case) -> SlaInfo | None:
     sla = case.sla
     if sla is None:
         return None
-    return SlaInfo(
+    return SlaInfo.model_construct(  # the engine's own typed values (see `_add`)
         deadline=sla.deadline,
         warning_at=sla.warning_at,
         paused=sla.paused_at is not None,
