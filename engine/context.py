@@ -6,7 +6,7 @@ decisions are made from (a guard's context, a window's close, the routing rules)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
 from pydantic import ValidationError
@@ -26,80 +26,40 @@ def _utc(at: datetime) -> datetime:
     return at.astimezone(UTC)
 
 
-def context(workflow: CompiledWorkflow, case: Case, event: CaseEvent, at: datetime) -> GuardContext:
-    """What a CEL guard may read (`GuardContext`: built part by part, when a guard reads it)."""
-    return GuardContext(workflow, case, event, at)
-
-
-class GuardContext(Mapping[str, object]):
-    """What a CEL guard may read: `event`, `case` and `now`. Plain dicts and scalars: CEL
-    converts them natively; declared `timestamp` fields become datetimes, so they compare with
-    `now`.
-
-    Lazy, part by part: most transitions have no guard, and building all three parts for every
-    step (eleven time-zone conversions among them) was a tenth of an event. A guard asks only
-    for the parts it reads (`Guard.evaluate` calls `get`), each built once per step."""
-
-    __slots__ = ("_at", "_built", "_case", "_event", "_workflow")
-    _NAMES = ("event", "case", "now")
-
-    def __init__(
-        self, workflow: CompiledWorkflow, case: Case, event: CaseEvent, at: datetime
-    ) -> None:
-        self._workflow, self._case, self._event, self._at = workflow, case, event, at
-        self._built: dict[str, object] = {}
-
-    def __getitem__(self, name: str) -> object:
-        built = self._built
-        if name not in built:
-            if name not in self._NAMES:
-                raise KeyError(name)
-            built[name] = getattr(self, f"_{name}_part")()
-        return built[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._NAMES)
-
-    def __len__(self) -> int:
-        return len(self._NAMES)
-
-    def _attributes_and_payload(self) -> tuple[Mapping[str, object], Mapping[str, object]]:
-        event, instants = self._event, self._workflow.instant_fields
-        attrs: Mapping[str, object] = self._case.attrs
-        payload: Mapping[str, object] = event.payload
-        if instants:
-            names = instants.get(ATTRIBUTES, frozenset())
-            attrs = with_instants(attrs, names)
-            if event.type == "case.reported" and isinstance(payload.get("attributes"), dict):
-                reported = payload["attributes"]
-                assert isinstance(reported, dict)
-                payload = {**payload, "attributes": with_instants(reported, names)}
-            payload = with_instants(payload, instants.get(event.type, frozenset()))
-        return attrs, payload
-
-    def _event_part(self) -> dict[str, object]:
-        event = self._event
-        return {
+def context(
+    workflow: CompiledWorkflow, case: Case, event: CaseEvent, at: datetime
+) -> dict[str, object]:
+    """What a CEL guard may read. Plain dicts and scalars: CEL converts them natively; declared
+    `timestamp` fields become datetimes, so they compare with `now`."""
+    attrs: Mapping[str, object] = case.attrs
+    payload: Mapping[str, object] = event.payload
+    instants = workflow.instant_fields
+    if instants:
+        names = instants.get(ATTRIBUTES, frozenset())
+        attrs = with_instants(attrs, names)
+        if event.type == "case.reported" and isinstance(payload.get("attributes"), dict):
+            reported = payload["attributes"]
+            assert isinstance(reported, dict)
+            payload = {**payload, "attributes": with_instants(reported, names)}
+        payload = with_instants(payload, instants.get(event.type, frozenset()))
+    return {
+        "event": {
             "type": event.type,
             "source": event.source,
             "occurred_at": _utc(event.occurred_at),
-            "payload": self._attributes_and_payload()[1],
-        }
-
-    def _case_part(self) -> dict[str, object]:
-        case = self._case
-        return {
+            "payload": payload,
+        },
+        "case": {
             "state": case.state,
             "tier": case.tier or "",
             "workflow": case.workflow,
-            "attrs": self._attributes_and_payload()[0],
+            "attrs": attrs,
             "escalations": case.escalations,
             "opened_at": _utc(case.opened_at),
             "entered_at": _utc(case.entered_at),
-        }
-
-    def _now_part(self) -> datetime:
-        return _utc(self._at)
+        },
+        "now": _utc(at),
+    }
 
 
 def window(
@@ -126,7 +86,7 @@ def opening_problem(
 
 
 def route(
-    workflow: CompiledWorkflow, source: str, context: Mapping[str, object]
+    workflow: CompiledWorkflow, source: str, context: dict[str, object]
 ) -> tuple[str | None, str]:
     """The first rule open to `source` whose guard holds.
 

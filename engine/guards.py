@@ -10,7 +10,6 @@ inputs when evaluated (`engine.guard_cost`).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,7 +54,7 @@ class Guard:
     reads: dict[str, frozenset[str] | None]
     """Top-level variable → the fields read (None: the whole value)."""
 
-    def evaluate(self, context: Mapping[str, Any]) -> bool:
+    def evaluate(self, context: dict[str, Any]) -> bool:
         """True only when the expression yields exactly `true`.
 
         A runtime error (a missing payload field, a type mismatch) is raised as `GuardError`, so

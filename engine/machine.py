@@ -10,7 +10,7 @@ lapse to any state, so the diagram and the machine agree with the YAML.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import cache
@@ -38,7 +38,7 @@ class Step:
 
     state: str
     source: str
-    context: Mapping[str, Any]
+    context: dict[str, Any]
     guard_error: str | None = None
     refused_source: bool = False
     window_open: Callable[[WindowSpec], datetime | None] | None = None
