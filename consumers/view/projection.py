@@ -162,6 +162,9 @@ def _claim(
             raise ReadModelConflictError(f"{where}: offsets moved meanwhile")
 
 
+_SEQ = b'"seq"'
+"""In the JSON text of every case record (the engine writes its keys plainly)."""
+
 Texts = dict[tuple[str, int], str]
 """The JSON text of each case record of a batch, as consumed, by (case, `seq`)."""
 
@@ -176,7 +179,8 @@ def _case_records(
     reports: list[Report] = []
     ignored = repeated = 0
     for item in items:
-        found = _case_record(item)
+        # Case events (no `seq`) skip the case-record decode: most are passed by undecoded.
+        found = _case_record(item) if item.value and _SEQ in item.value else None
         if found is None:
             report = report_of(item.value)
             if report is None:

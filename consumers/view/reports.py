@@ -42,6 +42,10 @@ _MARK = b'"case.reported"'
 """Cheap test before decoding: most case events are no report and are skipped undecoded."""
 
 
+_CHUNK = 5000
+"""Keys per `IN (...)` (as the projection's)."""
+
+
 class Report(NamedTuple):
     case_id: str
     event_id: str
@@ -80,27 +84,37 @@ def shown(attributes: Mapping[str, Any]) -> dict[str, Any]:
 
 def store(conn: Connection, found: Iterable[Report], insert: Callable[[sa.Table], Any]) -> int:
     """Keep the batch's reports (the first of each `event_id`: a report sent twice is one) and
-    give existing rows opened by them their attributes. `insert` makes the dialect's
-    INSERT of a table (it has ON CONFLICT). The number of reports in the batch."""
+    give the rows opened by them, if already there, their attributes. `insert` makes the
+    dialect's INSERT of a table (it has ON CONFLICT). The number of reports in the batch.
+
+    Usually the report is read first (the engine made its records after it was committed), so
+    the rows it opened are looked up in one query and only those are updated."""
     unique = {(r.case_id, r.event_id): r for r in reversed(list(found))}
     if not unique:
         return 0
     values = [r._asdict() for r in unique.values()]
     statement = insert(reports).on_conflict_do_nothing(index_elements=["case_id", "event_id"])
     conn.execute(statement, values)
-    opened = sa.and_(
-        cases.c.case_id == sa.bindparam("b_case"), cases.c.opened_by == sa.bindparam("b_event")
-    )
-    # The stored report, not this batch's copy: a report sent twice keeps its first attributes.
-    first = (
-        sa.select(reports.c.attributes)
-        .where(reports.c.case_id == cases.c.case_id, reports.c.event_id == cases.c.opened_by)
-        .scalar_subquery()
-    )
-    conn.execute(
-        sa.update(cases).where(opened).values(attributes=first),
-        [{"b_case": r.case_id, "b_event": r.event_id} for r in unique.values()],
-    )
+    keys = sorted({case_id for case_id, _ in unique})
+    opened: list[dict[str, str]] = []
+    for start in range(0, len(keys), _CHUNK):
+        query = sa.select(cases.c.case_id, cases.c.opened_by).where(
+            cases.c.case_id.in_(keys[start : start + _CHUNK])
+        )
+        opened += [{"b_case": c, "b_event": e} for c, e in conn.execute(query) if (c, e) in unique]
+    if opened:
+        # The stored report, not this batch's copy: a report sent twice keeps its first.
+        first = (
+            sa.select(reports.c.attributes)
+            .where(reports.c.case_id == cases.c.case_id, reports.c.event_id == cases.c.opened_by)
+            .scalar_subquery()
+        )
+        conn.execute(
+            sa.update(cases)
+            .where(cases.c.case_id == sa.bindparam("b_case"))
+            .values(attributes=first),
+            opened,
+        )
     return len(unique)
 
 
