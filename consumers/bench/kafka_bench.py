@@ -56,6 +56,7 @@ from consumers.bench.common import (
     watch_throughput,
     write_json,
 )
+from consumers.kafka.gather import Gathered
 from consumers.kafka.transaction import KafkaTransaction, group_instance_id
 from consumers.runtime.settings import (
     Settings,
@@ -64,37 +65,51 @@ from consumers.runtime.settings import (
 )
 from engine.ports import Send
 
-TARGET_RATIO = 0.7
+TARGET_RATIO = 0.5
+"""Issue 17: at each commit interval (the first target, 0.7, was missed at 0.15-0.21)."""
 TARGET_P99_MS = 200.0
 TARGET_RATE = 1000
 STAGES = ("passthrough", "engine")
+INTERVALS_MS = (100, 5000)
+"""Commit intervals measured: live traffic's default, and seconds for a catch-up."""
+BATCH_MAX_RECORDS = 100_000
+"""No record limit below the commit interval in the bench (either system would reach it)."""
 
 
 # -- the pass-through (`python -m consumers.bench.kafka_bench`) --------------------------------
 
 
 class _Ready(ConsumerRebalanceListener):  # type: ignore[misc]  # kafka-python is untyped
+    """Says when the pass-through holds its partitions; drops what a rebalance resets."""
+
+    def __init__(self, gathered: Gathered) -> None:
+        self.gathered = gathered
+
     def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        pass
+        self.gathered.drop({tp.partition for tp in revoked})
 
     def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        self.gathered.drop({tp.partition for tp in assigned})
         print("passthrough.ready", flush=True)
 
 
 def passthrough(settings: Settings, stop: threading.Event) -> None:
     """Consume → transactional produce of the same bytes → offsets, no logic: the engine loop's
-    Kafka work through the very transaction helper and client settings it uses (case-events →
-    transitions)."""
+    Kafka work through the very transaction helper, client settings and batching (polls
+    gathered up to the commit interval while behind) it uses (case-events → transitions)."""
     transaction = KafkaTransaction(
         settings, transactional_id=settings.transactional_id, group_id=settings.group_id,
         group_instance_id=group_instance_id(settings, "engine"),
     )  # fmt: skip
-    transaction.open([settings.topic_case_events], _Ready())
+    gathered = Gathered(settings.commit_interval_ms, settings.batch_max_records)
+    transaction.open([settings.topic_case_events], _Ready(gathered))
     try:
         while not stop.is_set():
-            polled = transaction.poll(settings.commit_interval_ms)
-            if not polled:
+            gathered.add(transaction.poll(gathered.wait_ms()))
+            assignment = transaction.consumer.assignment()
+            if not gathered.ready(all(transaction.caught_up(tp) for tp in assignment)):
                 continue
+            polled = gathered.take()
             sends = [Send(settings.topic_transitions, tp.partition, m.key, m.value)
                      for tp, messages in polled.items() for m in messages]  # fmt: skip
             offsets = {tp: messages[-1].offset + 1 for tp, messages in polled.items() if messages}
@@ -112,24 +127,21 @@ def _passthrough_main() -> None:
 # -- throughput ----------------------------------------------------------------------------------
 
 
-def _throughput(brk: Broker, workflows: Path, events: int, partitions: int,
-                workdir: Path) -> dict[str, Any]:  # fmt: skip
-    base = bench_settings(brk.bootstrap, unique("tput"), partitions)
-    print(f"producing {events} events to {partitions} partitions ...", file=sys.stderr)
-    produce(base, stream(events))
+def _throughput(brk: Broker, workflows: Path, events: int, partitions: int, workdir: Path, *,
+                topic: str, interval_ms: int) -> dict[str, Any]:  # fmt: skip
+    """The pass-through, the engine and the pass-through again over the backlog in `topic`,
+    each with polls gathered up to `interval_ms` (the first pass-through warms up, uncounted)."""
     runs: list[dict[str, Any]] = []
     for n, kind in enumerate(("passthrough", "passthrough", "engine", "passthrough")):
-        settings = bench_settings(
-            brk.bootstrap, unique(kind), partitions, workflows=workflows, clock="events",
-            topic_case_events=base.topic_case_events,
-        )  # fmt: skip
+        settings = _stage_settings(brk, kind, partitions, workflows, interval_ms,
+                                   topic_case_events=topic)  # fmt: skip
         stage = StageProcess(kind, settings, workdir)
         meter = CpuMeter({"stage": stage.pid, "broker": brk.pid})
         try:
             run = watch_throughput(settings, events, [stage], meter)
         finally:
             run_exit = stage.stop()
-        print(f"{kind}: {run['events_per_s']} events/s", file=sys.stderr)
+        print(f"{kind} at {interval_ms} ms: {run['events_per_s']} events/s", file=sys.stderr)
         run["exit_code"] = run_exit
         if run["events_per_s"] and "cpu_stage_cores" in run:  # the stage's CPU time per event
             run["cpu_us_per_event"] = round(1e6 * run["cpu_stage_cores"] / run["events_per_s"])
@@ -139,10 +151,21 @@ def _throughput(brk: Broker, workflows: Path, events: int, partitions: int,
     if not all(rates):
         raise RuntimeError("a stage drained the backlog in one batch: raise --events")
     baseline = (rates[0] + rates[2]) / 2
-    return {"runs": runs, "passthrough_events_per_s": round(baseline),
+    return {"commit_interval_ms": interval_ms, "runs": runs,
+            "passthrough_events_per_s": round(baseline),
             "engine_events_per_s": rates[1], "ratio": round(rates[1] / baseline, 3),
             "engine_profile": _profiled(brk, workflows, events, partitions, workdir,
-                                        topic=base.topic_case_events)}  # fmt: skip
+                                        topic=topic, interval_ms=interval_ms)}  # fmt: skip
+
+
+def _stage_settings(brk: Broker, kind: str, partitions: int, workflows: Path, interval_ms: int,
+                    **extra: object) -> Settings:  # fmt: skip
+    """A stage's settings: topics and group of its own, the `events` clock, polls gathered up
+    to the commit interval (no record limit below it)."""
+    return bench_settings(
+        brk.bootstrap, unique(kind), partitions, workflows=workflows, clock="events",
+        commit_interval_ms=interval_ms, batch_max_records=BATCH_MAX_RECORDS, **extra,
+    )  # fmt: skip
 
 
 # Parts of the engine's main thread, by inclusive wall time (file suffix, function name).
@@ -164,10 +187,10 @@ ENGINE_PARTS: list[tuple[str, list[tuple[str, str]]]] = [
 
 
 def _profiled(brk: Broker, workflows: Path, events: int, partitions: int, workdir: Path, *,
-              topic: str) -> dict[str, Any]:  # fmt: skip
+              topic: str, interval_ms: int) -> dict[str, Any]:  # fmt: skip
     """One more engine run on the backlog, under cProfile: where its main thread's time goes."""
-    settings = bench_settings(brk.bootstrap, unique("profiled"), partitions, workflows=workflows,
-                              clock="events", topic_case_events=topic)  # fmt: skip
+    settings = _stage_settings(brk, "profiled", partitions, workflows, interval_ms,
+                               topic_case_events=topic)  # fmt: skip
     stats_path = workdir / "engine.prof"
     stage = StageProcess("engine", settings, workdir, profile=stats_path)
     try:
@@ -208,11 +231,10 @@ def _pace(settings: Settings, lines: list[bytes], rate: int, sent: dict[str, flo
     producer.close()
 
 
-def _latency(brk: Broker, workflows: Path, partitions: int, *, rate: int,
+def _latency(brk: Broker, workflows: Path, partitions: int, *, rate: int, interval_ms: int,
              seconds: tuple[float, float], kind: str, workdir: Path) -> dict[str, Any]:  # fmt: skip
     warmup, duration = seconds
-    settings = bench_settings(brk.bootstrap, unique(f"lat{rate}"), partitions,
-                              workflows=workflows, clock="events")  # fmt: skip
+    settings = _stage_settings(brk, f"lat{rate}", partitions, workflows, interval_ms)
     lines = stream(int(rate * (warmup + duration)))
     stage = StageProcess(kind, settings, workdir)
     reader = KafkaConsumer(**kafka_client_config(settings), group_id=None,
@@ -247,7 +269,8 @@ def _latency(brk: Broker, workflows: Path, partitions: int, *, rate: int,
         code = stage.stop()
     measured = [json.loads(line)["event_id"] for line in lines[int(rate * warmup) :]]
     delays = [1000 * (arrived[e] - sent[e]) for e in measured if e in arrived]
-    return {"system": kind, "rate": rate, "events": len(measured), "answered": len(delays),
+    return {"system": kind, "rate": rate, "commit_interval_ms": interval_ms,
+            "events": len(measured), "answered": len(delays),
             **{f"{k}_ms": v for k, v in percentiles(delays).items()}, **cpu,
             "exit_code": code}  # fmt: skip
 
@@ -256,19 +279,38 @@ def _latency(brk: Broker, workflows: Path, partitions: int, *, rate: int,
 
 
 def run_kafka_bench(workflows: Path, events: int, partitions: int, out: str | None, *,
-                    rates: list[int], duration: float, warmup: float = 2.0) -> int:  # fmt: skip
+                    rates: list[int], duration: float, warmup: float = 2.0,
+                    intervals: tuple[int, ...] = INTERVALS_MS) -> int:  # fmt: skip
     figures: dict[str, Any] = {
         "machine": machine(),
         "config": {"events": events, "partitions": partitions, "rates": rates,
-                   "duration_s": duration, "warmup_s": warmup, "batch_max_records": 500,
-                   "commit_interval_ms": 100, "clock": "events", "store": "memory"},
+                   "duration_s": duration, "warmup_s": warmup,
+                   "batch_max_records": BATCH_MAX_RECORDS, "commit_intervals_ms": list(intervals),
+                   "clock": "events", "store": "memory"},
     }  # fmt: skip
     with broker() as brk, tempfile.TemporaryDirectory(prefix="fengqiao-bench-") as tmp:
         workdir = Path(tmp)
-        figures["throughput"] = _throughput(brk, workflows, events, partitions, workdir)
+        backlog = bench_settings(brk.bootstrap, unique("tput"), partitions)
+        print(f"producing {events} events to {partitions} partitions ...", file=sys.stderr)
+        produce(backlog, stream(events))
+        topic = backlog.topic_case_events
+        figures["throughput"] = [
+            _throughput(brk, workflows, events, partitions, workdir, topic=topic, interval_ms=i)
+            for i in intervals
+        ]
         seconds = (warmup, duration)
         figures["latency"] = [
-            _latency(brk, workflows, partitions, rate=r, seconds=seconds, kind=k, workdir=workdir)
+            _latency(
+                brk,
+                workflows,
+                partitions,
+                rate=r,
+                interval_ms=i,
+                seconds=seconds,
+                kind=k,
+                workdir=workdir,
+            )
+            for i in intervals
             for r in rates
             for k in STAGES
         ]
@@ -278,35 +320,45 @@ def run_kafka_bench(workflows: Path, events: int, partitions: int, out: str | No
 
 
 def report(figures: dict[str, Any]) -> None:
-    m, t = figures["machine"], figures["throughput"]
+    m = figures["machine"]
     print(f"\n{m['date']}  {m['nproc']} × {m['cpu']}, {m['ram_gib']} GiB, python {m['python']}, "
           f"kafka-python {m['kafka_python']} (crc32c: {m['crc32c']})")  # fmt: skip
+    for t in figures["throughput"]:
+        _report_throughput(t)
+    print_table(
+        "latency, produce → committed output (ms)",
+        ["system", "commit ms", "rate/s", "answered", "p50", "p95", "p99", "max",
+         "cpu_stage_cores"],
+        [[r["system"], r["commit_interval_ms"], r["rate"], f"{r['answered']}/{r['events']}",
+          r["p50_ms"], r["p95_ms"], r["p99_ms"], r["max_ms"], r.get("cpu_stage_cores", "")]
+         for r in figures["latency"]],
+    )  # fmt: skip
+    for r in figures["latency"]:
+        if r["system"] == "engine" and r["rate"] == TARGET_RATE:
+            verdict = "met" if r["p99_ms"] <= TARGET_P99_MS else "MISSED"
+            print(f"engine p99 at {TARGET_RATE}/s, commit interval {r['commit_interval_ms']} ms "
+                  f"= {r['p99_ms']} ms (target ≤ {TARGET_P99_MS:.0f} ms: {verdict})")  # fmt: skip
+
+
+def _report_throughput(t: dict[str, Any]) -> None:
+    interval = t["commit_interval_ms"]
     cpu_keys = sorted({k for r in t["runs"] for k in r if k.startswith("cpu_")})
     print_table(
-        "throughput (exactly-once, end to end)",
+        f"throughput (exactly-once, end to end), commit interval {interval} ms",
         ["system", "events", "seconds", "events/s", *cpu_keys],
         [[r["system"], r["events"], r["seconds"], r["events_per_s"],
           *(r.get(k, "") for k in cpu_keys)] for r in t["runs"]],
     )  # fmt: skip
     verdict = "met" if t["ratio"] >= TARGET_RATIO else "MISSED"
-    print(f"engine / pass-through = {t['ratio']}  (target ≥ {TARGET_RATIO}: {verdict})")
+    print(f"engine / pass-through at {interval} ms = {t['ratio']}  "
+          f"(target ≥ {TARGET_RATIO}: {verdict})")  # fmt: skip
     prof = t["engine_profile"]
     print_table(
-        f"engine main thread under cProfile ({prof['events']} events, {prof['wall_s']} s; "
-        f"{prof['records_sent_per_event']} records sent per event, the pass-through sends 1)",
+        f"engine main thread under cProfile, {interval} ms ({prof['events']} events, "
+        f"{prof['wall_s']} s; {prof['records_sent_per_event']} records sent per event, the "
+        "pass-through sends 1)",
         ["part", "µs/event"], list(prof["us_per_event"].items()),
     )  # fmt: skip
-    print_table(
-        "latency, produce → committed output (ms)",
-        ["system", "rate/s", "answered", "p50", "p95", "p99", "max", "cpu_stage_cores"],
-        [[r["system"], r["rate"], f"{r['answered']}/{r['events']}", r["p50_ms"], r["p95_ms"],
-          r["p99_ms"], r["max_ms"], r.get("cpu_stage_cores", "")] for r in figures["latency"]],
-    )  # fmt: skip
-    at = [r for r in figures["latency"] if r["system"] == "engine" and r["rate"] == TARGET_RATE]
-    if at:
-        verdict = "met" if at[0]["p99_ms"] <= TARGET_P99_MS else "MISSED"
-        print(f"engine p99 at {TARGET_RATE}/s = {at[0]['p99_ms']} ms "
-              f"(target ≤ {TARGET_P99_MS:.0f} ms: {verdict})")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -116,14 +116,30 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def positive_ints(text: str) -> list[int]:
+    """A comma-separated list of positive integers (argparse turns the error into a usage line)."""
+    try:
+        values = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of integers: {text!r}") from None
+    if not values or min(values) <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return values
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     workflows = Path(args.workflows or workflows_default())
     if registry_or_say(workflows) is None:  # refused before a broker starts, without a traceback
         return 1
     if args.which == "kafka":
-        rates = [int(r) for r in args.rates.split(",")]
         return run_kafka_bench(
-            workflows, args.events, args.partitions, args.out, rates=rates, duration=args.duration
+            workflows,
+            args.events,
+            args.partitions,
+            args.out,
+            rates=args.rates,
+            duration=args.duration,
+            intervals=tuple(args.intervals),
         )
     if args.which == "soak":
         return run_soak_bench(workflows, args.months, args.cases or 3000, 7, args.out)
@@ -349,8 +365,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--partitions", type=int, default=4, help="partitions (kafka, scale, view)")
     p.add_argument("--requests", type=int, default=2000, help="requests per measured query (view)")
-    p.add_argument("--rates", default="500,1000,2000", help="offered events/s for latency (kafka)")
+    p.add_argument("--rates", type=positive_ints, default="500,1000,2000",
+                   help="offered events/s for latency (kafka)")  # fmt: skip
     p.add_argument("--duration", type=float, default=10.0, help="seconds measured per rate (kafka)")
+    p.add_argument("--intervals", type=positive_ints, default="100,5000",
+                   help="commit intervals in ms (kafka)")  # fmt: skip
     p.add_argument(
         "--months", type=int, default=24, help="simulated months of closed cases retired (soak)"
     )

@@ -1,7 +1,8 @@
 """`fengqiao run`: the exactly-once Kafka loop around the core (DESIGN §1, §6).
 
-One consumer-group member reads `case-events` with `read_committed`. Each poll is one batch and
-one Kafka transaction (consumers/kafka/transaction.py): every assigned partition's inputs go
+One consumer-group member reads `case-events` with `read_committed`. Each batch is one Kafka
+transaction (consumers/kafka/transaction.py): one poll, or, while the member is behind, the
+polls of up to the commit interval (consumers/kafka/gather.py). Every assigned partition's inputs go
 through the core's one batch step (`engine.batch.BatchReplay.step`), and the transaction holds
 the output records, the changed case snapshots (to the compacted, co-partitioned `case-state`
 changelog, same partition number as the input) and the consumed offsets. Only after the commit
@@ -37,6 +38,7 @@ from structlog.contextvars import bind_contextvars, unbind_contextvars
 
 from consumers.errors import StoppedError
 from consumers.kafka.changelog import read_changelog
+from consumers.kafka.gather import Gathered
 from consumers.kafka.membership import GroupOwners, GroupWatch, Membership, describe_owners
 from consumers.kafka.transaction import KafkaTransaction, group_instance_id
 from consumers.runtime.clock import FixedClock, WallClock
@@ -95,6 +97,7 @@ class EngineLoop:
                                 group_owners=self._group_owners)  # fmt: skip
         self.alive_at = time.monotonic()
         self.partitions: dict[int, BatchReplay] = {}
+        self.gathered = Gathered(settings.commit_interval_ms, settings.batch_max_records)
         self.fatal: str | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -114,16 +117,24 @@ class EngineLoop:
             raise StoppedError(self.fatal)
 
     def turn(self) -> None:
-        """One turn of the loop: look at the group, poll, run the batch."""
+        """One turn of the loop: look at the group, poll, and run the batch once it is ready
+        (at once when caught up; while behind, when the commit interval or the batch is full)."""
         self.alive_at = time.monotonic()
         self.watch.turn(self.transaction)
-        polled = self.transaction.poll(self._poll_timeout_ms())
-        if self.partitions and not self.stop.is_set():
-            self.run_batch(polled)
+        self.gathered.add(self.transaction.poll(self._poll_timeout_ms()))
+        if not self.partitions or self.stop.is_set():
+            return
+        if self.gathered.count and not self.gathered.ready(self._all_caught_up()):
+            return
+        self.run_batch(self.gathered.take())
+
+    def _all_caught_up(self) -> bool:
+        return all(self._caught_up(p) for p in self.partitions)
 
     def _poll_timeout_ms(self) -> int:
-        """Never sleep past the next due timer (wall clock), nor past the commit interval."""
-        interval = self.settings.commit_interval_ms
+        """Never sleep past the next due timer (wall clock), nor past the commit interval (of
+        the batch being gathered)."""
+        interval = self.gathered.wait_ms()
         if self.settings.clock != "wall":
             return interval
         # Only caught-up partitions fire idle timers: an overdue timer of one that is behind
@@ -145,6 +156,7 @@ class EngineLoop:
 
     def assign(self, assigned: Iterable[TopicPartition]) -> None:
         assigned = list(assigned)
+        self.gathered.drop({tp.partition for tp in assigned})  # read again from the commits
         # /readyz: not ready while a partition's cases are being restored
         self.membership.assigning(frozenset((tp.topic, tp.partition) for tp in assigned))
         self.watch.rebalanced()
@@ -177,7 +189,8 @@ class EngineLoop:
             self.stop.set()
 
     def revoke(self, revoked: Iterable[TopicPartition]) -> None:
-        """Batches commit before every poll, so no transaction is open here: just let go."""
+        """No transaction is open during a poll: drop what was gathered, and let go."""
+        self.gathered.drop({tp.partition for tp in revoked})
         self.membership.revoked()
         for tp in revoked:
             self.partitions.pop(tp.partition, None)

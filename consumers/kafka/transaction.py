@@ -47,6 +47,7 @@ from kafka.errors import (
 )
 
 from consumers.errors import FencedError
+from consumers.kafka.gather import poll_records
 from consumers.kafka.membership import heartbeat_interval_ms
 from consumers.kafka.rejoin import join_in_flight
 from consumers.runtime.settings import TRANSACTIONAL_RETRY_BACKOFF_MS, Settings, kafka_client_config
@@ -122,7 +123,8 @@ class KafkaTransaction:
         self._consumer = KafkaConsumer(
             **self._client, group_id=self.group_id, isolation_level="read_committed",
             enable_auto_commit=False, auto_offset_reset="earliest",
-            max_poll_records=s.batch_max_records, session_timeout_ms=s.session_timeout_ms,
+            max_poll_records=poll_records(s.batch_max_records),
+            session_timeout_ms=s.session_timeout_ms,
             heartbeat_interval_ms=heartbeat_interval_ms(s.session_timeout_ms),
             group_instance_id=self.group_instance_id,
         )  # fmt: skip

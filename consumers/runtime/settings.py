@@ -167,8 +167,15 @@ class Settings(BaseSettings):
         "events refused as a closed case's, lookups), then retired: deleted from the store and "
         "tombstoned in the changelog. Later events for it find no case; 0 keeps closed cases.",
     )  # fmt: skip
-    batch_max_records: PositiveInt = Field(500, description="Most inputs in one batch.")
-    commit_interval_ms: PositiveInt = Field(100, description="Longest wait for input per batch.")
+    batch_max_records: PositiveInt = Field(
+        500, description="Most inputs in one batch (one transaction); checked between polls."
+    )
+    commit_interval_ms: PositiveInt = Field(
+        100,
+        description="Longest an idle poll waits; while the engine is behind, the longest it "
+        "gathers polls into one transaction (seconds suit a catch-up; caught up, a batch "
+        "commits at once).",
+    )
     transaction_timeout_ms: PositiveInt = Field(
         10000, description="The broker aborts a transaction left open longer (by a dead process)."
     )

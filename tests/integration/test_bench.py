@@ -27,26 +27,30 @@ def test_bench_kafka_tiny(
 ) -> None:
     monkeypatch.setenv("FENGQIAO_BOOTSTRAP_SERVERS", kafka_bootstrap)  # no broker of its own
     out = tmp_path / "kafka.json"
-    argv = ["bench", "kafka", "--workflows", str(ROOT / "workflows"), "--events", "1500",
-            "--rates", "200", "--duration", "2", "--out", str(out)]  # fmt: skip
+    argv = ["bench", "kafka", "--workflows", str(ROOT / "workflows"), "--events", "3000",
+            "--rates", "200", "--duration", "2", "--intervals", "10,20",
+            "--out", str(out)]  # fmt: skip
     assert main(argv) == 0
     figures = json.loads(out.read_text(encoding="utf-8"))
-    throughput = figures["throughput"]
-    assert [r["system"] for r in throughput["runs"]] == ["passthrough", "engine", "passthrough"]
-    assert all(_positive(r["events_per_s"]) for r in throughput["runs"])
-    assert _positive(throughput["ratio"])
-    split = throughput["engine_profile"]["us_per_event"]  # the profiled run, part by part
-    assert _positive(split["core: decode, decide, build records"])
-    assert _positive(split["kafka-python send() (into the batch)"])
-    assert _positive(split["transaction: offsets + commit (waits)"])
-    assert [(r["system"], r["rate"]) for r in figures["latency"]] == [
-        ("passthrough", 200),
-        ("engine", 200),
+    assert [t["commit_interval_ms"] for t in figures["throughput"]] == [10, 20]
+    for throughput in figures["throughput"]:
+        assert [r["system"] for r in throughput["runs"]] == ["passthrough", "engine", "passthrough"]
+        assert all(_positive(r["events_per_s"]) for r in throughput["runs"])
+        assert _positive(throughput["ratio"])
+        split = throughput["engine_profile"]["us_per_event"]  # the profiled run, part by part
+        assert _positive(split["core: decode, decide, build records"])
+        assert _positive(split["kafka-python send() (into the batch)"])
+        assert _positive(split["transaction: offsets + commit (waits)"])
+    assert [(r["system"], r["commit_interval_ms"], r["rate"]) for r in figures["latency"]] == [
+        ("passthrough", 10, 200),
+        ("engine", 10, 200),
+        ("passthrough", 20, 200),
+        ("engine", 20, 200),
     ]
     for row in figures["latency"]:
         assert row["answered"] == row["events"]  # every event's output was seen, committed
         assert 0 < row["p50_ms"] <= row["p95_ms"] <= row["p99_ms"] <= row["max_ms"]
-    stages = [*throughput["runs"], *figures["latency"]]
+    stages = [*(r for t in figures["throughput"] for r in t["runs"]), *figures["latency"]]
     assert all(s["exit_code"] == 0 for s in stages)  # each ended cleanly on SIGTERM
     assert figures["machine"]["nproc"] >= 1
 

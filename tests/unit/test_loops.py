@@ -43,6 +43,10 @@ pytestmark = pytest.mark.unit
 LINES = (ROOT / "workflows/examples/dispute-escalation.jsonl").read_bytes().splitlines()
 """Five cases over two partitions, a malformed line and dead letters of every kind."""
 
+PER_POLL = 3
+"""Messages per partition the fake returns from one poll. The tests that script what happens to
+the n-th commit set `batch_max_records` to it: one poll, one batch."""
+
 
 class Message(NamedTuple):
     offset: int
@@ -57,7 +61,7 @@ class FakeTransaction:
     the committed output, and scripted outcomes of the next commits (None: commit)."""
 
     topics: Mapping[str, int]
-    per_poll: int = 3
+    per_poll: int = PER_POLL
     log: dict[Any, list[Message]] = field(default_factory=dict)
     committed: dict[Any, int] = field(default_factory=dict)
     position: dict[Any, int] = field(default_factory=dict)
@@ -226,7 +230,7 @@ def expected(lines: list[bytes], partitions: int = 2) -> list[dict[str, Any]]:
 
 
 def events_settings() -> Settings:
-    return load_settings({"clock": "events", "partitions": 2})
+    return load_settings({"clock": "events", "partitions": 2, "batch_max_records": PER_POLL})
 
 
 def test_commit_outputs_equal_simulate_with_dead_letters_offsets_store_and_metrics(
@@ -301,7 +305,7 @@ def test_a_redone_batch_fires_the_timers_it_fired_before_the_abort(make_rig: Mak
     """The aborted batch moved the watermark past roof-1's grid deadline (timers fire, the case
     escalates, then its mediation succeeds at the center); redone, it must do exactly that. (It
     did not, until a rewind also took the event-time watermark back to the last stored batch.)"""
-    settings = load_settings({"clock": "events", "partitions": 1})
+    settings = load_settings({"clock": "events", "partitions": 1, "batch_max_records": 2})
     lines = [report("roof-1", "2025-09-26T10:00:00+08:00"),
              report("roof-2", "2025-09-26T11:00:00+08:00"),
              report("roof-3", "2025-10-02T09:00:00+08:00"),
@@ -345,7 +349,7 @@ def test_wall_clock_timers_of_idle_cases_wait_until_the_partition_is_caught_up(
 ) -> None:
     """With the wall clock past the grid deadline (2025-10-01), a backlog must not fire idle
     cases' timers (earlier events may still be in it); once caught up, each fires once."""
-    settings = load_settings({"clock": "wall", "partitions": 1})
+    settings = load_settings({"clock": "wall", "partitions": 1, "batch_max_records": 1})
     fake = FakeTransaction({settings.topic_case_events: 1}, per_poll=1)
     for n in range(3):
         line = report(f"roof-{n}", "2025-09-26T10:00:00+08:00")
@@ -373,7 +377,7 @@ def test_wall_clock_timers_of_idle_cases_wait_until_the_partition_is_caught_up(
 def test_a_case_event_not_keyed_by_its_case_id_goes_to_the_dead_letter(make_rig: MakeRig) -> None:
     """Key discipline (DESIGN §3): a wrong key or none is refused as `key_mismatch` and
     counted; the case is not opened on a partition that does not own it."""
-    settings = load_settings({"clock": "events", "partitions": 1})
+    settings = load_settings({"clock": "events", "partitions": 1, "batch_max_records": PER_POLL})
     fake = FakeTransaction({settings.topic_case_events: 1})
     lines = [report(f"roof-{n}", "2025-09-26T10:00:00+08:00") for n in range(3)]
     for line, key in zip(lines, [b"roof-0", b"roof-0", None], strict=True):

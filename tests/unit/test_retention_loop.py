@@ -78,7 +78,9 @@ class Moving:
 
 
 def settings_with(clock: str = "events") -> Settings:
-    return load_settings({"clock": clock, "partitions": 2, "retention_days": RETENTION_DAYS})
+    return load_settings(
+        {"clock": clock, "partitions": 2, "retention_days": RETENTION_DAYS, "batch_max_records": 3}
+    )  # one poll, one batch
 
 
 def rig_over(

@@ -1,0 +1,148 @@
+"""Polls gathered into one transaction (consumers/kafka/gather.py), alone and in the engine loop.
+
+Why: a backlog is cheaper in fewer, larger transactions, but gathering must never change what
+is committed (the same records, once), never hold live traffic back for the interval, and
+never keep messages whose positions a rebalance resets.
+"""
+
+from __future__ import annotations
+
+import pytest
+from kafka import TopicPartition
+from prometheus_client import CollectorRegistry
+
+from consumers.kafka import engine_loop
+from consumers.kafka.engine_loop import EngineLoop, _Listener
+from consumers.kafka.gather import POLL_RECORDS_MAX, Gathered, poll_records
+from consumers.runtime.metrics import EngineMetrics
+from consumers.runtime.settings import Settings, load_settings
+from engine.core import Engine
+from engine.registry import WorkflowRegistry
+from engine.stores.memory import MemoryStore
+from tests.integration.harness import by_case, rejections
+from tests.unit.test_loops import LINES, FakeTransaction, Rig, events_fake, expected
+
+pytestmark = pytest.mark.unit
+
+TP0, TP1 = TopicPartition("t", 0), TopicPartition("t", 1)
+
+
+class Ticking:
+    """A monotonic clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_batch_goes_when_caught_up_full_or_its_interval_is_over() -> None:
+    clock = Ticking()
+    gathered = Gathered(interval_ms=5000, max_records=10, clock=clock)
+    assert not gathered.ready(caught_up=True)  # nothing gathered: nothing to run
+    assert gathered.wait_ms() == 5000
+    gathered.add({TP0: [1, 2, 3], TP1: []})
+    assert gathered.count == 3
+    assert TP1 not in gathered.messages
+    assert gathered.ready(caught_up=True)  # live traffic never waits
+    assert not gathered.ready(caught_up=False)
+    clock.now += 4.0
+    assert gathered.wait_ms() == 1000
+    assert not gathered.ready(caught_up=False)
+    gathered.add({TP0: [4], TP1: [7]})
+    assert gathered.take() == {TP0: [1, 2, 3, 4], TP1: [7]}
+    assert gathered.count == 0
+    assert gathered.wait_ms() == 5000
+
+    gathered.add({TP0: [1]})
+    clock.now += 5.0
+    assert gathered.wait_ms() == 0
+    assert gathered.ready(caught_up=False)
+    gathered.take()
+    gathered.add({TP0: list(range(10))})
+    assert gathered.ready(caught_up=False)  # full
+
+
+def test_a_rebalance_drops_what_its_partitions_gathered() -> None:
+    gathered = Gathered(interval_ms=100, max_records=100, clock=Ticking())
+    gathered.add({TP0: [1, 2], TP1: [3]})
+    gathered.drop({0})
+    assert gathered.messages == {TP1: [3]}
+    assert gathered.count == 1
+    gathered.drop({1})
+    assert gathered.count == 0
+    assert gathered.started is None
+
+
+def test_a_poll_holds_at_most_a_batch() -> None:
+    assert poll_records(500) == 500
+    assert poll_records(50_000) == POLL_RECORDS_MAX
+
+
+def gathering_rig(
+    monkeypatch: pytest.MonkeyPatch, registry: WorkflowRegistry, settings: Settings, per_poll: int
+) -> Rig:
+    fake = events_fake(settings, LINES, per_poll=per_poll)
+    monkeypatch.setattr(engine_loop, "read_changelog", fake.read_changelog)
+    monkeypatch.setattr(EngineLoop, "_group_owners", lambda _: pytest.fail("asked a broker"))
+    prom, store = CollectorRegistry(), MemoryStore()
+    loop = EngineLoop(settings, Engine(registry), store, EngineMetrics.create(prom, registry),
+                      transaction=fake)  # fmt: skip
+    fake.open([settings.topic_case_events], _Listener(loop))
+    return Rig(loop, fake, store, prom)
+
+
+def committed_records(rig: Rig, settings: Settings) -> tuple[object, object]:
+    fake = rig.fake
+    return (by_case(fake.records(settings.topic_transitions)),
+            rejections(fake.records(settings.topic_dead_letter)))  # fmt: skip
+
+
+def test_a_backlog_commits_in_one_transaction_what_per_poll_batches_commit(
+    monkeypatch: pytest.MonkeyPatch, registry: WorkflowRegistry
+) -> None:
+    """Gathered until caught up (a long interval, no record limit): one commit, and the same
+    records as `simulate` (and as one batch per poll)."""
+    settings = load_settings({"clock": "events", "partitions": 2, "commit_interval_ms": 9000,
+                              "batch_max_records": 100_000})  # fmt: skip
+    rig = gathering_rig(monkeypatch, registry, settings, per_poll=2)
+    rig.drain()
+    want = expected(LINES)
+    assert committed_records(rig, settings) == (by_case(want), rejections(want))
+    assert rig.fake.commits == 1
+    assert rig.fake.committed == {tp: len(m) for tp, m in rig.fake.log.items()}
+
+
+def test_a_full_batch_goes_before_the_loop_is_caught_up(
+    monkeypatch: pytest.MonkeyPatch, registry: WorkflowRegistry
+) -> None:
+    settings = load_settings({"clock": "events", "partitions": 2, "commit_interval_ms": 9000,
+                              "batch_max_records": 4})  # fmt: skip
+    rig = gathering_rig(monkeypatch, registry, settings, per_poll=1)
+    rig.drain()
+    inputs = sum(len(m) for m in rig.fake.log.values())
+    assert rig.fake.commits == -(-inputs // 4)  # two polls of 1 + 1 per batch
+    want = expected(LINES)
+    assert committed_records(rig, settings) == (by_case(want), rejections(want))
+
+
+def test_messages_gathered_before_a_rebalance_are_read_again_not_twice(
+    monkeypatch: pytest.MonkeyPatch, registry: WorkflowRegistry
+) -> None:
+    settings = load_settings({"clock": "events", "partitions": 2, "commit_interval_ms": 9000,
+                              "batch_max_records": 100_000})  # fmt: skip
+    rig = gathering_rig(monkeypatch, registry, settings, per_poll=2)
+    rig.loop.turn()
+    rig.loop.turn()
+    assert rig.loop.gathered.count > 0
+    assert rig.fake.commits == 0
+    fake: FakeTransaction = rig.fake
+    assigned = list(fake.assigned or ())
+    fake.listener.on_partitions_revoked(assigned)  # an eager rebalance: all of them go ...
+    assert rig.loop.gathered.count == 0
+    fake.rewind()  # ... and come back at their committed offsets
+    fake.listener.on_partitions_assigned(assigned)
+    rig.drain()
+    want = expected(LINES)
+    assert committed_records(rig, settings) == (by_case(want), rejections(want))
