@@ -49,6 +49,7 @@ from kafka.errors import (
 from consumers.errors import FencedError
 from consumers.kafka.gather import poll_records
 from consumers.kafka.membership import heartbeat_interval_ms
+from consumers.kafka.partitioner import KeyPartitioner
 from consumers.kafka.rejoin import join_in_flight
 from consumers.runtime.settings import TRANSACTIONAL_RETRY_BACKOFF_MS, Settings, kafka_client_config
 from engine.ports import GroupView, Send
@@ -118,6 +119,7 @@ class KafkaTransaction:
             **self._client, transactional_id=self.transactional_id,
             transaction_timeout_ms=s.transaction_timeout_ms, enable_idempotence=True,
             acks="all", retry_backoff_ms=TRANSACTIONAL_RETRY_BACKOFF_MS,
+            partitioner=KeyPartitioner(),
         )  # fmt: skip
         self._producer.init_transactions()
         self._consumer = KafkaConsumer(
