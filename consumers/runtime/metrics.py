@@ -17,6 +17,7 @@ anything personal. Names carry the `fengqiao_` prefix and Prometheus' `_total`/`
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -206,10 +207,12 @@ class BusinessMetrics:
         latency; leave it out where there is no commit (a replay of history).
         """
         entered: dict[str, datetime | None] = {}
+        counts: dict[Counter, int] = defaultdict(int)  # each series incremented once per batch
+        child = self._child
         for record in records:
-            self._child(self.records, record.type).inc()
+            counts[child(self.records, record.type)] += 1
             if isinstance(record, EventRejected):
-                self._child(self.rejected, record.reason).inc()
+                counts[child(self.rejected, record.reason)] += 1
                 continue
             if committed_at is not None:
                 lag = (committed_at - record.occurred_at).total_seconds()
@@ -217,31 +220,35 @@ class BusinessMetrics:
             if isinstance(record, CaseTransitioned):
                 case_id = record.case_id
                 since = entered[case_id] if case_id in entered else entered_before(case_id)
-                self._transitioned(record, since)
+                self._transitioned(record, since, counts)
                 entered[case_id] = record.occurred_at
             elif isinstance(record, SlaWarning) and not self._party_window(record):
-                self._child(self.sla_warnings, record.workflow, record.state).inc()
+                counts[child(self.sla_warnings, record.workflow, record.state)] += 1
             elif isinstance(record, SlaBreached) and record.owner == "organ":
                 # A party's lapsed window (owner party) is no breach by the organ.
-                self._child(self.sla_breaches, record.workflow, record.state).inc()
+                counts[child(self.sla_breaches, record.workflow, record.state)] += 1
             elif isinstance(record, SlaChanged):
-                self._child(self.sla_changes, record.workflow, record.state, record.action).inc()
+                counts[child(self.sla_changes, record.workflow, record.state, record.action)] += 1
             elif isinstance(record, CaseClosed):
-                self._closed(record)
+                counts[self._closed(record)] += 1
+        for series, n in counts.items():
+            series.inc(n)
 
-    def _transitioned(self, record: CaseTransitioned, since: datetime | None) -> None:
+    def _transitioned(
+        self, record: CaseTransitioned, since: datetime | None, counts: dict[Counter, int]
+    ) -> None:
         workflow = record.workflow
-        self._child(
+        counts[self._child(
             self.transitions, workflow, record.from_state or NO_STATE, record.to_state,
             record.trigger,
-        ).inc()  # fmt: skip
+        )] += 1  # fmt: skip
         if record.from_state is not None and since is not None:
             seconds = max(0.0, (record.occurred_at - since).total_seconds())
             tier = record.from_tier or NO_TIER
             self._child(self.time_in_state, workflow, tier, record.from_state).observe(seconds)
         if record.to_tier is None or record.to_tier == record.from_tier:
             return
-        self._child(self.tier_entries, workflow, record.to_tier).inc()
+        counts[self._child(self.tier_entries, workflow, record.to_tier)] += 1
         if record.from_tier is None:
             return  # opened on this tier
         rungs = self.rungs.get((workflow, record.workflow_version), {})
@@ -250,24 +257,20 @@ class BusinessMetrics:
             cause = {BREACH_TRIGGER: "breach", TIMEOUT_TRIGGER: "timeout"}.get(
                 record.trigger, "event"
             )
-            self._child(self.escalations, workflow, record.from_tier, record.to_tier, cause).inc()
+            counts[self._child(self.escalations, workflow, record.from_tier, record.to_tier,
+                               cause)] += 1  # fmt: skip
 
     def _party_window(self, record: SlaWarning) -> bool:
         return (record.workflow, record.workflow_version, record.state) in self.party_states
 
-    def _closed(self, record: CaseClosed) -> None:
+    def _closed(self, record: CaseClosed) -> Counter:
+        """The `closed` series a closing record counts in."""
         rungs = self.rungs.get((record.workflow, record.workflow_version), {})
         tier = record.resolved_tier
         rung = str(rungs[tier] + 1) if tier is not None and tier in rungs else NO_TIER
-        self._child(
-            self.closed,
-            record.workflow,
-            record.outcome,
-            tier or NO_TIER,
-            rung,
-            escalation_bucket(record.escalations),
-            "true" if record.on_time else "false",
-        ).inc()
+        return self._child(self.closed, record.workflow, record.outcome, tier or NO_TIER, rung,
+                           escalation_bucket(record.escalations),
+                           "true" if record.on_time else "false")  # fmt: skip
 
     def observe_cases(self, cases: Iterable[Case], partition: int = 0) -> None:
         """Recount the case gauges of one partition from all its cases, and publish them
