@@ -28,6 +28,8 @@ from typing import NoReturn
 import pytest
 import sqlalchemy as sa
 
+from consumers.view.tables import admin_statement
+
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL_POSTGRES = ROOT / "deploy" / "local" / "postgres"
 TRUE_VALUES = {"1", "true", "yes", "on"}
@@ -131,19 +133,9 @@ def fresh_database(server: sa.URL, label: str) -> sa.URL:
     """A new, empty database on the server (name from `label`, made unique), for one test."""
     slug = re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_")[:30]
     name = f"fq_{slug}_{uuid.uuid4().hex[:8]}"
-    _admin(server, f'CREATE DATABASE "{name}"')
+    admin_statement(server, f'CREATE DATABASE "{name}"')
     return server.set(database=name)
 
 
 def drop_database(server: sa.URL, database: str) -> None:
-    _admin(server, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-
-
-def _admin(server: sa.URL, statement: str) -> None:
-    """CREATE/DROP DATABASE cannot run inside a transaction: autocommit."""
-    engine = sa.create_engine(server, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as conn:
-            conn.execute(sa.text(statement))
-    finally:
-        engine.dispose()
+    admin_statement(server, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')

@@ -54,7 +54,13 @@ from consumers.view import tier_order
 from consumers.view.fold import TierOrder
 from consumers.view.projection import Consumed, project
 from consumers.view.settings import ViewSettings
-from consumers.view.tables import cases, create_view_engine, history, rebuild
+from consumers.view.tables import (
+    admin_statement,
+    cases,
+    create_view_engine,
+    history,
+    rebuild,
+)
 from engine.core import Engine
 from engine.registry import WorkflowRegistry
 
@@ -107,11 +113,11 @@ def postgres() -> Iterator[sa.URL]:
     if given:
         server = sa.make_url(given)
         name = f"fq_bench_view_{uuid.uuid4().hex[:8]}"
-        _admin(server, f'CREATE DATABASE "{name}"')
+        admin_statement(server, f'CREATE DATABASE "{name}"')
         try:
             yield server.set(database=name)
         finally:
-            _admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            admin_statement(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         return
     state = tempfile.mkdtemp(prefix="fengqiao-bench-postgres-")
     try:
@@ -130,16 +136,6 @@ def postgres() -> Iterator[sa.URL]:
             capture_output=True, timeout=120, check=False,
         )  # fmt: skip
         shutil.rmtree(state, ignore_errors=True)
-
-
-def _admin(server: sa.URL, statement: str) -> None:
-    """CREATE/DROP DATABASE cannot run inside a transaction: autocommit."""
-    engine = sa.create_engine(server, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as conn:
-            conn.execute(sa.text(statement))
-    finally:
-        engine.dispose()
 
 
 # -- 1 and 2: projection against the engine, and the rebuild ------------------------------------

@@ -239,3 +239,14 @@ def prepare(engine: Engine) -> SchemaState:
         create_schema(engine)
         return "created"
     return "current" if found == SCHEMA_VERSION else "stale"
+
+
+def admin_statement(server: sa.URL, statement: str) -> None:
+    """Run one server-level statement (CREATE/DROP DATABASE), which cannot run inside a
+    transaction: autocommit. The bench and the tests make and drop their databases with it."""
+    engine = sa.create_engine(server, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text(statement))
+    finally:
+        engine.dispose()
