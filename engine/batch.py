@@ -27,6 +27,7 @@ import enum
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 from engine.case import Case
 from engine.core import Engine
@@ -70,10 +71,12 @@ class Input:
     benchmarks): there is no key to check."""
 
 
-@dataclass(frozen=True, slots=True)
-class Output:
+class Output(NamedTuple):
     """An output record, the index of the input that caused it (None: a timer fired by the
-    clock), and the workflow of its case when known (for logs and metrics)."""
+    clock), and the workflow of its case when known (for logs and metrics).
+
+    A NamedTuple (immutable, like a frozen dataclass, whose `__init__` costs a call of
+    `object.__setattr__` per field): one is made per output record."""
 
     record: OutputRecord
     source: int | None
@@ -92,10 +95,9 @@ class Output:
         return self.record.model_dump_json().encode()
 
 
-@dataclass(frozen=True, slots=True)
-class CaseChange:
+class CaseChange(NamedTuple):
     """A case this batch changed: as the store had it (None: new) and as it is now (None:
-    retired; `before` is then the closed case the store holds)."""
+    retired; `before` is then the closed case the store holds). A NamedTuple, like `Output`."""
 
     before: Case | None
     after: Case | None = None

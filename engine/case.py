@@ -135,8 +135,14 @@ class Case(NamedTuple):
         return (Timer(sla.warning_at, self.case_id, "warning", f"{prefix}/warning"), deadline)
 
     def next_due(self) -> datetime | None:
-        pending = self.timers()
-        return pending[0].due if pending else None
+        """`timers()[0].due`, without building the timers: the replay asks after every input,
+        and their ids (two f-strings) are wanted only when one fires."""
+        sla = self.sla
+        if sla is None or self.closed or sla.paused_at is not None or sla.breached:
+            return None
+        if sla.warned or sla.warning_at >= sla.deadline:
+            return sla.deadline
+        return sla.warning_at
 
     def remember(self, event_id: str) -> Case:
         return self._replace(seen=(*self.seen, event_id)[-MAX_REMEMBERED_EVENT_IDS:])

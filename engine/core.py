@@ -8,7 +8,6 @@ same records. No input makes these functions raise: every refusal is an `EventRe
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime, timedelta
 
 from pydantic import ValidationError
@@ -64,7 +63,7 @@ class Engine:
         horizon, re-derives the case (engine/correction.py), whose timers then fire up to
         `now` (the clock's instant; default: the event's)."""
         if case is not None and retired_by(case, self.retention, event.occurred_at):
-            return replace(self._open(event, origin), retired=True)
+            return self._open(event, origin)._replace(retired=True)
         if case is not None and event.event_id in case.seen:
             return Decision(case, duplicate=True)
         if case is not None:
@@ -133,13 +132,13 @@ class Engine:
         records: list[CaseRecord] = []
         checkpoints: list[Checkpoint] = []
         for _ in range(MAX_TIMERS_PER_ADVANCE):
-            pending = case.timers()
-            if workflow is None or not pending:
+            due = case.next_due()
+            if workflow is None or due is None:
                 break
             wait = ZERO if by_event else workflow.lateness.get(case.state, ZERO)
-            if pending[0].due + wait > now:
+            if due + wait > now:
                 break
-            timer = pending[0]
+            timer = case.timers()[0]
             # A limit counted from an earlier instant (`from: opened`) may have passed before
             # the case entered the state: it fires as the case enters, not as a late record.
             builder = RecordBuilder(workflow, case, timer.timer_id, max(timer.due, case.clock))
@@ -238,7 +237,7 @@ class Engine:
         # The act's own time, not the case clock: a request made inside the window stays in
         # time even when a timer at the window's close was fired first (a lagging consumer).
         step.window_open = inputs.window(workflow, case, event.occurred_at)
-        if not workflow.machine.events[event.type].trigger(step):
+        if not workflow.fire(event.type, step):
             if step.window_closed is not None and step.guard_error is None:
                 return Refusal("window_closed", step.window_closed)
             return Refusal("guard_failed", step.guard_error or f"no guard of {event.type!r} held")
@@ -283,7 +282,7 @@ class Engine:
             return builder.case  # report only
         trigger = BREACH_TRIGGER if spec.escalate_to else TIMEOUT_TRIGGER
         step = Step(case.state, "engine", {})
-        if not workflow.machine.events[trigger].trigger(step):
+        if not workflow.fire(trigger, step):
             return builder.case
         return self._enter(workflow, builder, step.state, trigger)
 
@@ -307,9 +306,7 @@ class Engine:
             moved = moved.marked(dest, at)
         if state.sla and not state.terminal:
             start = anchor_at(moved, state.sla.counted_from)
-            sla = enter_sla(workflow, state.sla, start)
-            # a limit already passed on entry (`from: opened`) breaches without a warning first
-            moved = moved._replace(sla=sla._replace(warned=sla.deadline <= at))
+            moved = moved._replace(sla=enter_sla(workflow, state.sla, start, at))
         builder.transitioned(moved, from_state=case.state or None, from_tier=from_tier,
                              trigger=trigger)  # fmt: skip
         if state.terminal:

@@ -30,7 +30,6 @@ event, in memory and in the changelog; workflows without `correction:` keep none
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -60,7 +59,7 @@ def with_checkpoint(
     checkpoint = Checkpoint(at, _bare(before), produced, event, origin,
                             decision.rejection is not None)  # fmt: skip
     history = _within((*case.history, checkpoint), case.clock - workflow.correction)
-    return replace(decision, case=case._replace(history=history))
+    return decision._replace(case=case._replace(history=history))
 
 
 def timer_checkpoint(before: Case, due: datetime, records: list[CaseRecord]) -> Checkpoint:

@@ -6,15 +6,17 @@ the shell can read an answer without the rules that made it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from engine.case import Case, Timer
 from schemas.records import CaseRecord, EventRejected
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """What the shell must persist: the new case, its records, its pending timers."""
+class Decision(NamedTuple):
+    """What the shell must persist: the new case, its records, its pending timers.
+
+    A NamedTuple, like `Case`, rather than a frozen dataclass: a few are made per input, and a
+    frozen dataclass's `__init__` sets each of its seven fields through `object.__setattr__`."""
 
     case: Case | None
     records: tuple[CaseRecord, ...] = ()

@@ -90,6 +90,20 @@ class CompiledWorkflow:
     def state(self, name: str) -> StateSpec:
         return self.spec.states[name]
 
+    def fire(self, trigger: str, step: Step) -> bool:
+        """Try the transitions of `trigger` from `step.state` in declaration order; the first
+        whose conditions hold moves `step` to its destination. What `Event.trigger` does, less
+        its dispatch plumbing (a queue, machine-wide callbacks), of which a shared machine
+        without a model uses none; `transitions` still finds, checks and takes the step.
+        The core checks that the trigger is valid from the state before it fires."""
+        event = self.machine.events[trigger]
+        data = EventData(self.machine.get_state(step.state), event, self.machine, step, (), {})
+        for transition in event.transitions.get(step.state, ()):
+            data.transition = transition
+            if transition.execute(data):
+                return True
+        return False
+
     def tier_of(self, state: str) -> str | None:
         return self.spec.states[state].tier
 
@@ -154,11 +168,7 @@ def compile_workflow(checked: CheckedWorkflow, calendar: BusinessCalendar) -> Co
                 "trigger": tr.trigger,
                 "source": source,
                 "dest": tr.dest,
-                "conditions": [
-                    _source_check(allowed),
-                    _window_check(tr.within),
-                    _guard_check(guard),
-                ],
+                "conditions": _conditions(allowed, tr.within, guard),
             }
         )
     for name, state in spec.states.items():
@@ -249,11 +259,24 @@ def _marked_states(spec: WorkflowSpec) -> frozenset[str]:
     return frozenset(a for a in anchors if a in spec.states)
 
 
-def _window_check(window: WindowSpec | None) -> Any:
+def _conditions(
+    allowed: frozenset[str], window: WindowSpec | None, guard: Guard | None
+) -> list[Any]:
+    """The checks of one transition, in the order they refuse: source, window, guard. Only those
+    it has: `transitions` calls every condition it is given, and each call costs."""
+    checks = [_source_check(allowed)]
+    if window is not None:
+        checks.append(_window_check(window))
+    if guard is not None:
+        checks.append(_guard_check(guard))
+    return checks
+
+
+def _window_check(window: WindowSpec) -> Any:
     def check(event: EventData) -> bool:
         step = event.model
         assert isinstance(step, Step)
-        if window is None or step.window_open is None:
+        if step.window_open is None:
             return True
         closed_at = step.window_open(window)
         if closed_at is None:
@@ -279,10 +302,8 @@ def _source_check(allowed: frozenset[str]) -> Any:
     return check
 
 
-def _guard_check(guard: Guard | None) -> Any:
+def _guard_check(guard: Guard) -> Any:
     def check(event: EventData) -> bool:
-        if guard is None:
-            return True
         step = event.model
         assert isinstance(step, Step)
         try:

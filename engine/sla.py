@@ -42,12 +42,14 @@ def _clock(
     start: datetime,
     result: Deadline,
     base: SlaClock | None = None,
+    *,
+    warned: bool = False,
 ) -> SlaClock:
     missing = result.data_missing or (base.data_missing if base else False)
     warning = warning_at(workflow, spec, start, result.instant)
     if base is None:
-        return SlaClock(deadline=result.instant, warning_at=warning, data_missing=missing,
-                        party=spec.owner == "party")  # fmt: skip
+        return SlaClock(deadline=result.instant, warning_at=warning, warned=warned,
+                        data_missing=missing, party=spec.owner == "party")  # fmt: skip
     return base._replace(deadline=result.instant, warning_at=warning, data_missing=missing)
 
 
@@ -66,9 +68,14 @@ def _moved(
     return clock._replace(warned=base.warned and clock.warning_at <= at)
 
 
-def enter_sla(workflow: CompiledWorkflow, spec: SlaSpec, start: datetime) -> SlaClock:
-    """The clock of a limit counted from `start` (see `anchor_at`)."""
-    return _clock(workflow, spec, start, workflow.deadline(start, to_duration(spec)))
+def enter_sla(
+    workflow: CompiledWorkflow, spec: SlaSpec, start: datetime, at: datetime | None = None
+) -> SlaClock:
+    """The clock of a limit counted from `start` (see `anchor_at`). Entered at `at`, a limit
+    already passed by then (`from: opened`) breaches without a warning first."""
+    result = workflow.deadline(start, to_duration(spec))
+    passed = at is not None and result.instant <= at
+    return _clock(workflow, spec, start, result, warned=passed)
 
 
 def pause_sla(sla: SlaClock, at: datetime) -> SlaClock | str:

@@ -12,9 +12,14 @@ MAX_OFFSET = 2**63 - 1
 """Kafka offsets are signed 64-bit, and so are SQLite integers."""
 
 
+_SNAPSHOT_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+"""`json.dumps` with these options builds a new encoder on every call; one changed case is
+encoded per input, so the same encoder serves them all (it keeps no state between calls)."""
+
+
 def encode_case(case: Case) -> str:
     """The snapshot JSON of a case: the changelog value and the SQLite row, byte for byte."""
-    return json.dumps(case.to_dict(), separators=(",", ":"), ensure_ascii=False)
+    return _SNAPSHOT_JSON.encode(case.to_dict())
 
 
 def decode_case(snapshot: str | bytes) -> Case:
