@@ -56,7 +56,7 @@ from consumers.bench.common import (
     watch_throughput,
     write_json,
 )
-from consumers.kafka.gather import Gathered
+from consumers.kafka.gather import Gathered, behind, poll_records
 from consumers.kafka.transaction import KafkaTransaction, group_instance_id
 from consumers.runtime.settings import (
     Settings,
@@ -72,24 +72,31 @@ TARGET_RATE = 1000
 STAGES = ("passthrough", "engine")
 INTERVALS_MS = (100, 5000)
 """Commit intervals measured: live traffic's default, and seconds for a catch-up."""
-BATCH_MAX_RECORDS = 100_000
-"""No record limit below the commit interval in the bench (either system would reach it)."""
+BATCH_MAX_RECORDS = 20_000
+"""Inputs per transaction in the bench: above what the engine gathers in 5 s, and low enough
+that the pass-through's sends (about 2 s of them) stay far within the transaction timeout."""
 
 
 # -- the pass-through (`python -m consumers.bench.kafka_bench`) --------------------------------
 
 
 class _Ready(ConsumerRebalanceListener):  # type: ignore[misc]  # kafka-python is untyped
-    """Says when the pass-through holds its partitions; drops what a rebalance resets."""
+    """Says when the pass-through holds its partitions; gives back what a rebalance takes (as
+    `EngineLoop._release` does)."""
 
-    def __init__(self, gathered: Gathered) -> None:
+    def __init__(self, gathered: Gathered, transaction: KafkaTransaction) -> None:
         self.gathered = gathered
+        self.transaction = transaction
+
+    def _release(self, partitions: list[TopicPartition]) -> None:
+        for tp, offset in self.gathered.drop({tp.partition for tp in partitions}).items():
+            self.transaction.seek(tp, offset)
 
     def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        self.gathered.drop({tp.partition for tp in revoked})
+        self._release(revoked)
 
     def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        self.gathered.drop({tp.partition for tp in assigned})
+        self._release(assigned)
         print("passthrough.ready", flush=True)
 
 
@@ -102,17 +109,18 @@ def passthrough(settings: Settings, stop: threading.Event) -> None:
         group_instance_id=group_instance_id(settings, "engine"),
     )  # fmt: skip
     gathered = Gathered(settings.commit_interval_ms, settings.batch_max_records)
-    transaction.open([settings.topic_case_events], _Ready(gathered))
+    poll_max = poll_records(settings.batch_max_records)
+    transaction.open([settings.topic_case_events], _Ready(gathered, transaction))
     try:
         while not stop.is_set():
-            gathered.add(transaction.poll(gathered.wait_ms()))
-            assignment = transaction.consumer.assignment()
-            if not gathered.ready(all(transaction.caught_up(tp) for tp in assignment)):
+            polled = gathered.add(transaction.poll(gathered.wait_ms()))
+            lags = [transaction.lag(tp) for tp in transaction.consumer.assignment()]
+            if not gathered.ready(behind(polled, poll_max, lags)):
                 continue
-            polled = gathered.take()
+            batch = gathered.take()
             sends = [Send(settings.topic_transitions, tp.partition, m.key, m.value)
-                     for tp, messages in polled.items() for m in messages]  # fmt: skip
-            offsets = {tp: messages[-1].offset + 1 for tp, messages in polled.items() if messages}
+                     for tp, messages in batch.items() for m in messages]  # fmt: skip
+            offsets = {tp: messages[-1].offset + 1 for tp, messages in batch.items() if messages}
             transaction.commit(sends, offsets)
     finally:
         transaction.close()

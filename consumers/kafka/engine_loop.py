@@ -38,7 +38,7 @@ from structlog.contextvars import bind_contextvars, unbind_contextvars
 
 from consumers.errors import StoppedError
 from consumers.kafka.changelog import read_changelog
-from consumers.kafka.gather import Gathered
+from consumers.kafka.gather import Gathered, behind, poll_records
 from consumers.kafka.membership import GroupOwners, GroupWatch, Membership, describe_owners
 from consumers.kafka.transaction import KafkaTransaction, group_instance_id
 from consumers.runtime.clock import FixedClock, WallClock
@@ -98,6 +98,8 @@ class EngineLoop:
         self.alive_at = time.monotonic()
         self.partitions: dict[int, BatchReplay] = {}
         self.gathered = Gathered(settings.commit_interval_ms, settings.batch_max_records)
+        self.poll_max = poll_records(settings.batch_max_records)
+        """A full poll: the consumer's `max_poll_records`."""
         self.fatal: str | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -121,21 +123,23 @@ class EngineLoop:
         (at once when caught up; while behind, when the commit interval or the batch is full)."""
         self.alive_at = time.monotonic()
         self.watch.turn(self.transaction)
-        self.gathered.add(self.transaction.poll(self._poll_timeout_ms()))
+        polled = self.gathered.add(self.transaction.poll(self._poll_timeout_ms()))
         if not self.partitions or self.stop.is_set():
             return
-        if self.gathered.count and not self.gathered.ready(self._all_caught_up()):
+        if self.gathered.count and not self.gathered.ready(self._behind(polled)):
             return
         self.run_batch(self.gathered.take())
 
-    def _all_caught_up(self) -> bool:
-        return all(self._caught_up(p) for p in self.partitions)
+    def _behind(self, polled: int) -> bool:
+        topic = self.settings.topic_case_events
+        lags = (self.transaction.lag(TopicPartition(topic, p)) for p in self.partitions)
+        return behind(polled, self.poll_max, lags)
 
     def _poll_timeout_ms(self) -> int:
-        """Never sleep past the next due timer (wall clock), nor past the commit interval (of
-        the batch being gathered)."""
+        """Never sleep past the commit interval of the batch being gathered (its timers fire
+        when it runs), nor, with nothing gathered, past the next due timer (wall clock)."""
         interval = self.gathered.wait_ms()
-        if self.settings.clock != "wall":
+        if self.settings.clock != "wall" or self.gathered.count:
             return interval
         # Only caught-up partitions fire idle timers: an overdue timer of one that is behind
         # must not turn the poll into a busy loop.
@@ -156,7 +160,7 @@ class EngineLoop:
 
     def assign(self, assigned: Iterable[TopicPartition]) -> None:
         assigned = list(assigned)
-        self.gathered.drop({tp.partition for tp in assigned})  # read again from the commits
+        self._release(assigned)
         # /readyz: not ready while a partition's cases are being restored
         self.membership.assigning(frozenset((tp.topic, tp.partition) for tp in assigned))
         self.watch.rebalanced()
@@ -189,8 +193,8 @@ class EngineLoop:
             self.stop.set()
 
     def revoke(self, revoked: Iterable[TopicPartition]) -> None:
-        """No transaction is open during a poll: drop what was gathered, and let go."""
-        self.gathered.drop({tp.partition for tp in revoked})
+        """No transaction is open during a poll: give back what was gathered, and let go."""
+        self._release(revoked)
         self.membership.revoked()
         for tp in revoked:
             self.partitions.pop(tp.partition, None)
@@ -199,6 +203,12 @@ class EngineLoop:
                 self.store.drop_partition(tp.partition)
             log.info("partition.revoked", partition=tp.partition)
         self._refresh_gauges()
+
+    def _release(self, partitions: Iterable[TopicPartition]) -> None:
+        """Drop what was gathered from `partitions` and read it again (consumers/kafka/gather.py:
+        a partition this member keeps through an eager rebalance keeps its position)."""
+        for tp, offset in self.gathered.drop({tp.partition for tp in partitions}).items():
+            self.transaction.seek(tp, offset)
 
     def _restore(self, partition: int) -> BatchReplay:
         """Bring the store up to date with the changelog partition, then index its timers."""

@@ -69,14 +69,10 @@ PRODUCER_BATCH_BYTES = 256 * 1024
 
 A batch's records are all sent before its commit, so fuller record batches cost nothing in
 latency and save the producer's per-batch work. Measured 2026-11-30 (20,000 sends of a
-~600-byte record in one transaction, CPU time per send, alternating runs): 16 KiB 79-85 µs,
-256 KiB 57-65 µs, 1 MiB 42-57 µs; 1 MiB sits at the broker's default `message.max.bytes`."""
-
-PRODUCER_LINGER_MS = 1000
-"""kafka-python's `linger_ms` for our transactional producers (default 0): the I/O thread ships a
-batch when it is full or the transaction commits (a commit flushes at once), instead of
-competing with the loop for the interpreter to ship many small ones. Measured as above: 256
-KiB batches 65 → 53-57 µs per send with a linger; gzip compression cost more CPU (70 µs)."""
+~600-byte record per transaction, CPU time per send, alternating runs): 16 KiB 79-85 µs,
+256 KiB 57-65 µs, 1 MiB 42-57 µs; 1 MiB sits at the broker's default `message.max.bytes`. gzip
+cost more CPU (70 µs). A `linger_ms` would not hold batches back: kafka-python 3.0.12 starts a
+flush at its first transaction commit and never ends it, so every batch is sendable at once."""
 
 
 def client_config(settings: Settings) -> dict[str, object]:
@@ -134,7 +130,6 @@ class KafkaTransaction:
             transaction_timeout_ms=s.transaction_timeout_ms, enable_idempotence=True,
             acks="all", retry_backoff_ms=TRANSACTIONAL_RETRY_BACKOFF_MS,
             partitioner=KeyPartitioner(), batch_size=PRODUCER_BATCH_BYTES,
-            linger_ms=PRODUCER_LINGER_MS,
         )  # fmt: skip
         self._producer.init_transactions()
         self._consumer = KafkaConsumer(
@@ -166,7 +161,10 @@ class KafkaTransaction:
         try:
             producer.begin_transaction()
             for send in sends:
-                producer.send(send.topic, key=send.key, value=send.value, partition=send.partition)
+                future = producer.send(send.topic, key=send.key, value=send.value,
+                                       partition=send.partition)  # fmt: skip
+                if future.failed():  # refused before it was batched (e.g. not authorized)
+                    raise future.exception
             if offsets:
                 meta = {tp: OffsetAndMetadata(o, "", -1) for tp, o in offsets.items()}
                 producer.send_offsets_to_transaction(meta, consumer.group_metadata())
@@ -216,6 +214,9 @@ class KafkaTransaction:
                 consumer.seek_to_beginning(tp)
             else:
                 consumer.seek(tp, committed)
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.consumer.seek(tp, offset)
 
     def caught_up(self, tp: TopicPartition) -> bool:
         """Whether our position reached the partition's high watermark (no broker round trip)."""

@@ -168,7 +168,9 @@ class Settings(BaseSettings):
         "tombstoned in the changelog. Later events for it find no case; 0 keeps closed cases.",
     )  # fmt: skip
     batch_max_records: PositiveInt = Field(
-        500, description="Most inputs in one batch (one transaction); checked between polls."
+        500,
+        description="Most inputs in one batch (one transaction), checked between polls; its "
+        "sends (~2 records an input, ~50-100 µs each) must fit in the transaction timeout.",
     )
     commit_interval_ms: PositiveInt = Field(
         100,

@@ -58,6 +58,9 @@ class GroupTransaction:
     def rewind(self, partitions: Iterable[Any] | None = None) -> None:
         pass
 
+    def seek(self, tp: Any, offset: int) -> None:
+        pass  # nothing is read from a position here
+
     def caught_up(self, tp: Any) -> bool:
         return True
 

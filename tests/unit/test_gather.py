@@ -2,7 +2,8 @@
 
 Why: a backlog is cheaper in fewer, larger transactions, but gathering must never change what
 is committed (the same records, once), never hold live traffic back for the interval, and
-never keep messages whose positions a rebalance resets.
+never lose what it gathered when a rebalance comes in between: kafka-python's eager rebalance
+keeps the positions of the partitions this member keeps, so the fake here does too.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from consumers.kafka import engine_loop
 from consumers.kafka.engine_loop import EngineLoop, _Listener
-from consumers.kafka.gather import POLL_RECORDS_MAX, Gathered, poll_records
+from consumers.kafka.gather import POLL_RECORDS_MAX, Gathered, behind, poll_records
 from consumers.runtime.metrics import EngineMetrics
 from consumers.runtime.settings import Settings, load_settings
 from engine.core import Engine
@@ -27,6 +28,23 @@ pytestmark = pytest.mark.unit
 TP0, TP1 = TopicPartition("t", 0), TopicPartition("t", 1)
 
 
+class Msg:
+    """A polled message: only its offset matters here."""
+
+    def __init__(self, offset: int) -> None:
+        self.offset = offset
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Msg) and other.offset == self.offset
+
+    def __hash__(self) -> int:
+        return self.offset
+
+
+def msgs(*offsets: int) -> list[Msg]:
+    return [Msg(o) for o in offsets]
+
+
 class Ticking:
     """A monotonic clock the test moves."""
 
@@ -37,42 +55,50 @@ class Ticking:
         return self.now
 
 
-def test_a_batch_goes_when_caught_up_full_or_its_interval_is_over() -> None:
+def test_a_batch_goes_when_not_behind_full_or_its_interval_is_over() -> None:
     clock = Ticking()
     gathered = Gathered(interval_ms=5000, max_records=10, clock=clock)
-    assert not gathered.ready(caught_up=True)  # nothing gathered: nothing to run
+    assert not gathered.ready(behind=False)  # nothing gathered: nothing to run
     assert gathered.wait_ms() == 5000
-    gathered.add({TP0: [1, 2, 3], TP1: []})
+    assert gathered.add({TP0: msgs(1, 2, 3), TP1: []}) == 3
     assert gathered.count == 3
     assert TP1 not in gathered.messages
-    assert gathered.ready(caught_up=True)  # live traffic never waits
-    assert not gathered.ready(caught_up=False)
+    assert gathered.ready(behind=False)  # live traffic never waits
+    assert not gathered.ready(behind=True)
     clock.now += 4.0
     assert gathered.wait_ms() == 1000
-    assert not gathered.ready(caught_up=False)
-    gathered.add({TP0: [4], TP1: [7]})
-    assert gathered.take() == {TP0: [1, 2, 3, 4], TP1: [7]}
+    assert not gathered.ready(behind=True)
+    gathered.add({TP0: msgs(4), TP1: msgs(7)})
+    assert gathered.take() == {TP0: msgs(1, 2, 3, 4), TP1: msgs(7)}
     assert gathered.count == 0
-    assert gathered.wait_ms() == 5000
+    assert gathered.wait_ms() == 5000  # a new batch, a new interval
 
-    gathered.add({TP0: [1]})
+    gathered.add({TP0: msgs(1)})
     clock.now += 5.0
     assert gathered.wait_ms() == 0
-    assert gathered.ready(caught_up=False)
+    assert gathered.ready(behind=True)  # interval over
     gathered.take()
-    gathered.add({TP0: list(range(10))})
-    assert gathered.ready(caught_up=False)  # full
+    gathered.add({TP0: msgs(*range(10))})
+    assert gathered.ready(behind=True)  # full
 
 
-def test_a_rebalance_drops_what_its_partitions_gathered() -> None:
+def test_a_rebalance_drops_what_its_partitions_gathered_and_says_where_to_read_again() -> None:
     gathered = Gathered(interval_ms=100, max_records=100, clock=Ticking())
-    gathered.add({TP0: [1, 2], TP1: [3]})
-    gathered.drop({0})
-    assert gathered.messages == {TP1: [3]}
+    gathered.add({TP0: msgs(5, 6), TP1: msgs(9)})
+    assert gathered.drop({0}) == {TP0: 5}
+    assert gathered.messages == {TP1: msgs(9)}
     assert gathered.count == 1
-    gathered.drop({1})
+    assert gathered.drop({1}) == {TP1: 9}
     assert gathered.count == 0
     assert gathered.started is None
+
+
+def test_behind_means_a_full_poll_or_more_than_a_poll_of_lag() -> None:
+    assert behind(polled=500, poll_max=500, lags=[0])
+    assert behind(polled=3, poll_max=500, lags=[0, 501])
+    # short of the high watermark by an open transaction's records: not behind
+    assert not behind(polled=3, poll_max=500, lags=[0, 120])
+    assert not behind(polled=0, poll_max=500, lags=[None, None])  # watermarks not known yet
 
 
 def test_a_poll_holds_at_most_a_batch() -> None:
@@ -90,6 +116,7 @@ def gathering_rig(
     loop = EngineLoop(settings, Engine(registry), store, EngineMetrics.create(prom, registry),
                       transaction=fake)  # fmt: skip
     fake.open([settings.topic_case_events], _Listener(loop))
+    loop.poll_max = 1  # the fake's polls are tiny: lag beyond one message is a backlog here
     return Rig(loop, fake, store, prom)
 
 
@@ -127,7 +154,7 @@ def test_a_full_batch_goes_before_the_loop_is_caught_up(
     assert committed_records(rig, settings) == (by_case(want), rejections(want))
 
 
-def test_messages_gathered_before_a_rebalance_are_read_again_not_twice(
+def test_messages_gathered_before_a_rebalance_are_read_again_not_lost(
     monkeypatch: pytest.MonkeyPatch, registry: WorkflowRegistry
 ) -> None:
     settings = load_settings({"clock": "events", "partitions": 2, "commit_interval_ms": 9000,
@@ -141,7 +168,7 @@ def test_messages_gathered_before_a_rebalance_are_read_again_not_twice(
     assigned = list(fake.assigned or ())
     fake.listener.on_partitions_revoked(assigned)  # an eager rebalance: all of them go ...
     assert rig.loop.gathered.count == 0
-    fake.rewind()  # ... and come back at their committed offsets
+    # ... and come back, at the positions they had (kafka-python keeps a kept partition's)
     fake.listener.on_partitions_assigned(assigned)
     rig.drain()
     want = expected(LINES)

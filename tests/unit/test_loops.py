@@ -117,6 +117,9 @@ class FakeTransaction:
         for tp in partitions if partitions is not None else self.assigned or ():
             self.position[tp] = self.committed.get(tp, 0)
 
+    def seek(self, tp: Any, offset: int) -> None:
+        self.position[tp] = offset
+
     def caught_up(self, tp: Any) -> bool:
         return self.position[tp] >= len(self.log[tp])
 
