@@ -7,7 +7,7 @@ decisions are made from (a guard's context, a window's close, the routing rules)
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 
 from pydantic import ValidationError
 
@@ -21,16 +21,13 @@ from schemas.events import CaseEvent, CaseReported
 from schemas.workflow import WindowSpec
 
 
-def _utc(at: datetime) -> datetime:
-    """CEL converts only fixed-offset datetimes (not zoneinfo ones) into timestamps."""
-    return at.astimezone(UTC)
-
-
 def context(
     workflow: CompiledWorkflow, case: Case, event: CaseEvent, at: datetime
 ) -> dict[str, object]:
     """What a CEL guard may read. Plain dicts and scalars: CEL converts them natively; declared
-    `timestamp` fields become datetimes, so they compare with `now`."""
+    `timestamp` fields become datetimes, so they compare with `now`. The case's and the event's
+    own instants stay in their zones: a guard converts those it reads (`Guard.evaluate`), and
+    most read none (each conversion costs thousands of instructions)."""
     attrs: Mapping[str, object] = case.attrs
     payload: Mapping[str, object] = event.payload
     instants = workflow.instant_fields
@@ -46,7 +43,7 @@ def context(
         "event": {
             "type": event.type,
             "source": event.source,
-            "occurred_at": _utc(event.occurred_at),
+            "occurred_at": event.occurred_at,
             "payload": payload,
         },
         "case": {
@@ -55,10 +52,10 @@ def context(
             "workflow": case.workflow,
             "attrs": attrs,
             "escalations": case.escalations,
-            "opened_at": _utc(case.opened_at),
-            "entered_at": _utc(case.entered_at),
+            "opened_at": case.opened_at,
+            "entered_at": case.entered_at,
         },
-        "now": _utc(at),
+        "now": at,
     }
 
 

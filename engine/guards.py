@@ -9,8 +9,10 @@ inputs when evaluated (`engine.guard_cost`).
 
 from __future__ import annotations
 
+import marshal
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import cel
@@ -47,25 +49,47 @@ class Guard:
 
     Handing CEL only the fields a guard reads matters: converting the whole context (nested
     dicts, timestamps) into CEL values costs ~20 µs per evaluation, most of a guard's price.
+    Even a small input costs ~10 µs (the extension builds its environment on every call), so a
+    guard also remembers its results: CEL is deterministic and side-effect free, and guards read
+    few, low-cardinality fields (a category, a tier, a flag), so the same input comes back
+    again and again. Only small inputs of plain values are remembered (`memo_key`), and only
+    results, never errors: an error is raised afresh on every evaluation, as before. The cost
+    bounds hold as before: a result is computed, and stored, only after `input_problem`.
     """
 
     source: str
     program: cel.Program
     reads: dict[str, frozenset[str] | None]
     """Top-level variable → the fields read (None: the whole value)."""
+    results: dict[bytes, bool] = field(default_factory=dict, compare=False, repr=False)
+    """Results by `memo_key` of the input; empty, and left empty, for guards that read `now`
+    (it changes with every event)."""
 
     def evaluate(self, context: dict[str, Any]) -> bool:
         """True only when the expression yields exactly `true`.
 
         A runtime error (a missing payload field, a type mismatch) is raised as `GuardError`, so
-        the engine can reject the event with the reason instead of guessing.
+        the engine can reject the event with the reason instead of guessing. The instants read
+        are converted to UTC here, not when the context is built: most guards read none.
         """
         narrowed: dict[str, Any] = {}
         for name, fields in self.reads.items():
             value = context.get(name)
-            if fields is not None and isinstance(value, dict):
-                value = {f: value[f] for f in fields if f in value}
-            narrowed[name] = value
+            if isinstance(value, dict):
+                names = value.keys() if fields is None else fields
+                value = {f: _in_utc(value[f]) for f in names if f in value}
+            narrowed[name] = _in_utc(value)
+        key = memo_key(narrowed) if "now" not in self.reads else None
+        if key is None:
+            return self._execute(narrowed)
+        known = self.results.get(key)
+        if known is None:
+            if len(self.results) >= MEMO_ENTRIES:
+                self.results.clear()
+            known = self.results[key] = self._execute(narrowed)
+        return known
+
+    def _execute(self, narrowed: dict[str, Any]) -> bool:
         too_large = input_problem(narrowed)
         if too_large is not None:  # bounds the cost of the evaluation (see engine.guard_cost)
             raise GuardError(f"input too large for a guard: {too_large}")
@@ -74,6 +98,32 @@ class Guard:
         except Exception as err:  # the CEL extension raises several builtin types
             raise GuardError(str(err)) from err
         return result is True
+
+
+def _in_utc(value: Any) -> Any:
+    """CEL converts only fixed-offset datetimes (not zoneinfo ones) into timestamps."""
+    return value.astimezone(UTC) if isinstance(value, datetime) else value
+
+
+MEMO_ENTRIES = 1024
+"""Results one guard remembers; when full it forgets them all (bounded memory, no LRU upkeep)."""
+
+MEMO_BYTES = 512
+"""The largest key remembered: guards read a few short fields, a larger input is not worth it."""
+
+
+def memo_key(value: Any) -> bytes | None:
+    """Bytes equal only for inputs CEL cannot tell apart, or None (not worth remembering).
+
+    `marshal` (format 2, without back-references) writes exact types and map entries in order:
+    `True` is not `1`, `-0.0` not `0.0` (equal in Python, not in CEL), and it refuses subclasses
+    and other kinds of values, datetimes among them: those inputs are simply not remembered.
+    """
+    try:
+        key = marshal.dumps(value, 2)
+    except ValueError:  # unmarshallable, or nested too deeply
+        return None
+    return key if len(key) <= MEMO_BYTES else None
 
 
 def compile_guard(source: str, variables: frozenset[str] = GUARD_VARIABLES) -> Guard:

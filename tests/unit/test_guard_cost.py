@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import strategies as st
 
 from engine.core import Engine
 from engine.guard_cost import (
@@ -20,9 +22,10 @@ from engine.guard_cost import (
     guard_cost_problem,
     input_problem,
 )
-from engine.guards import GuardError, compile_guard
+from engine.guards import MEMO_BYTES, Guard, GuardError, compile_guard, memo_key
 from engine.replay import Replay
 from engine.validate import check_file
+from tests.unit.fuzzing import fuzz, json_values
 
 pytestmark = pytest.mark.unit
 
@@ -173,3 +176,48 @@ def test_the_worst_guards_that_pass_stay_fast(name: str) -> None:
     # ~0.3 s at worst on a 2-core CI machine; the bound catches a regression of the limits or
     # of the CEL library, not a slow machine.
     assert elapsed < 3, f"{name}: {elapsed:.2f} s"
+
+
+# --- remembered results ---------------------------------------------------------------------
+
+REMEMBERED = [
+    "event.payload.v == 1",
+    "event.payload.v == true",
+    "string(event.payload.v) == '0'",
+    "event.payload.v.exists(x, x == 1)",
+    "event.payload.v > case.opened_at",
+    "size(event.payload) == 1 && event.payload.v != null",
+]
+
+
+def _outcome(guard: Guard, context: dict[str, Any]) -> object:
+    try:
+        return guard.evaluate(context)
+    except GuardError as err:
+        return f"error: {err}"
+
+
+def _a_remembered_result_is_what_cel_says(v: Any, zone: str) -> None:
+    """Guards shared by every example (so they remember) answer as freshly compiled ones do:
+    a result is reused only for an input CEL cannot tell from the one it was computed for
+    (True is not 1, -0.0 not 0.0), and errors are never reused."""
+    at = datetime(2026, 3, 2, 9, tzinfo=UTC if zone == "utc" else timezone(timedelta(hours=8)))
+    context = {"event": {"payload": {"v": v if zone == "none" else at}}, "case": {"opened_at": at}}
+    for source, shared in SHARED_GUARDS.items():
+        assert _outcome(shared, context) == _outcome(compile_guard(source), context), source
+
+
+SHARED_GUARDS = {source: compile_guard(source) for source in REMEMBERED}
+test_a_remembered_result_is_what_cel_says, test_a_remembered_result_is_what_cel_says_deep = fuzz(
+    v=json_values, zone=st.sampled_from(["none", "none", "utc", "+08"])
+)(_a_remembered_result_is_what_cel_says)
+
+
+def test_equal_python_values_cel_tells_apart_have_distinct_keys() -> None:
+    values = [1, True, 1.0, 0, False, 0.0, -0.0, "1", None, [1], (1,), {"a": 1}, [True], [[1]],
+              {"a": [1], "b": 2}, {"b": 2, "a": [1]}, 2**64, "id", "".join(["i", "d"])]  # fmt: skip
+    keys = [memo_key({"v": v}) for v in values]
+    assert None not in keys
+    assert len(set(keys)) == len(keys) - 1  # the same text, whatever object holds it
+    assert memo_key({"v": datetime(2026, 1, 1, tzinfo=UTC)}) is None  # not remembered
+    assert memo_key({"v": "x" * MEMO_BYTES}) is None
