@@ -63,7 +63,7 @@ STAGES: list[tuple[str, list[tuple[str, str]], list[tuple[str, str]]]] = [
     ("deadlines (working days, holidays)", [("engine/machine.py", "deadline"),
                                             ("engine/deadlines.py", "extend"),
                                             ("engine/deadlines.py", "after_pause")], []),
-    ("transitions library (trigger, minus our conditions)", [("transitions/core.py", "trigger")],
+    ("transitions library (fire, minus our conditions)", [("engine/machine.py", "fire")],
      [("engine/machine.py", "check")]),
     ("record building (pydantic models)", [("engine/records.py", "_add")], []),
     ("record encoding (model_dump_json)", [("pydantic/main.py", "model_dump_json")], []),
