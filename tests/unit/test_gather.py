@@ -8,6 +8,9 @@ keeps the positions of the partitions this member keeps, so the fake here does t
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from types import SimpleNamespace
+
 import pytest
 from kafka import TopicPartition
 from prometheus_client import CollectorRegistry
@@ -173,3 +176,23 @@ def test_messages_gathered_before_a_rebalance_are_read_again_not_lost(
     rig.drain()
     want = expected(LINES)
     assert committed_records(rig, settings) == (by_case(want), rejections(want))
+
+
+def test_an_overdue_timer_does_not_turn_gathering_into_a_busy_poll(
+    monkeypatch: pytest.MonkeyPatch, registry: WorkflowRegistry
+) -> None:
+    """Wall clock: with nothing gathered an overdue timer makes the poll return at once (it
+    fires now); while a batch is gathered, the poll waits for the batch's interval instead (the
+    timer fires when the batch runs), so a caught-up partition's timer cannot spin the loop."""
+    settings = load_settings({"clock": "wall", "partitions": 2, "commit_interval_ms": 9000,
+                              "batch_max_records": 100_000,
+                              "fixed_now": "2026-01-01T00:00:00+08:00"})  # fmt: skip
+    rig = gathering_rig(monkeypatch, registry, settings, per_poll=2)
+    rig.loop.turn()  # joined, partitions restored
+    rig.loop.gathered.take()  # start from nothing gathered
+    overdue = SimpleNamespace(next_due=datetime(2025, 1, 1, tzinfo=UTC))
+    monkeypatch.setattr(rig.loop, "partitions", {0: overdue, 1: overdue})
+    monkeypatch.setattr(rig.loop, "_caught_up", lambda partition: True)
+    assert rig.loop._poll_timeout_ms() == 0
+    rig.loop.gathered.add({TP0: msgs(1)})
+    assert rig.loop._poll_timeout_ms() > 8000
