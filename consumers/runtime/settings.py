@@ -167,17 +167,12 @@ class Settings(BaseSettings):
         "events refused as a closed case's, lookups), then retired: deleted from the store and "
         "tombstoned in the changelog. Later events for it find no case; 0 keeps closed cases.",
     )  # fmt: skip
-    batch_max_records: PositiveInt = Field(
-        500,
-        description="Most inputs in one batch (one transaction), checked between polls; its "
-        "sends (~2 records an input, ~50-100 µs each) must fit in the transaction timeout.",
-    )
-    commit_interval_ms: PositiveInt = Field(
-        100,
-        description="Longest an idle poll waits; while the engine is behind, the longest it "
-        "gathers polls into one transaction (seconds suit a catch-up; caught up, a batch "
-        "commits at once).",
-    )
+    batch_max_records: PositiveInt = Field(500, description="Most inputs in one batch (one "
+        "transaction); its sends (~2 records an input, ~50-100 µs each) must fit in the "
+        "transaction timeout.")  # fmt: skip
+    commit_interval_ms: PositiveInt = Field(100, description="Longest an idle poll waits, and "
+        "the longest polls are gathered into one transaction while behind (consumers/kafka/"
+        "gather.py).")  # fmt: skip
     transaction_timeout_ms: PositiveInt = Field(
         10000, description="The broker aborts a transaction left open longer (by a dead process)."
     )
