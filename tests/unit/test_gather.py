@@ -123,10 +123,17 @@ def gathering_rig(
     return Rig(loop, fake, store, prom)
 
 
-def committed_records(rig: Rig, settings: Settings) -> tuple[object, object]:
-    fake = rig.fake
-    return (by_case(fake.records(settings.topic_transitions)),
-            rejections(fake.records(settings.topic_dead_letter)))  # fmt: skip
+def gathering_settings(batch_max_records: int) -> Settings:
+    """The `events` clock over two partitions, with a commit interval no test waits out."""
+    return load_settings({"clock": "events", "partitions": 2, "commit_interval_ms": 9000,
+                          "batch_max_records": batch_max_records})  # fmt: skip
+
+
+def assert_committed_as_simulate(rig: Rig, settings: Settings) -> None:
+    """The committed transitions and dead letters are what `simulate` makes of the input."""
+    fake, want = rig.fake, expected(LINES)
+    assert by_case(fake.records(settings.topic_transitions)) == by_case(want)
+    assert rejections(fake.records(settings.topic_dead_letter)) == rejections(want)
 
 
 def test_a_backlog_commits_in_one_transaction_what_per_poll_batches_commit(
@@ -134,12 +141,10 @@ def test_a_backlog_commits_in_one_transaction_what_per_poll_batches_commit(
 ) -> None:
     """Gathered until caught up (a long interval, no record limit): one commit, and the same
     records as `simulate` (and as one batch per poll)."""
-    settings = load_settings({"clock": "events", "partitions": 2, "commit_interval_ms": 9000,
-                              "batch_max_records": 100_000})  # fmt: skip
+    settings = gathering_settings(batch_max_records=100_000)
     rig = gathering_rig(monkeypatch, registry, settings, per_poll=2)
     rig.drain()
-    want = expected(LINES)
-    assert committed_records(rig, settings) == (by_case(want), rejections(want))
+    assert_committed_as_simulate(rig, settings)
     assert rig.fake.commits == 1
     assert rig.fake.committed == {tp: len(m) for tp, m in rig.fake.log.items()}
 
@@ -147,21 +152,18 @@ def test_a_backlog_commits_in_one_transaction_what_per_poll_batches_commit(
 def test_a_full_batch_goes_before_the_loop_is_caught_up(
     monkeypatch: pytest.MonkeyPatch, registry: WorkflowRegistry
 ) -> None:
-    settings = load_settings({"clock": "events", "partitions": 2, "commit_interval_ms": 9000,
-                              "batch_max_records": 4})  # fmt: skip
+    settings = gathering_settings(batch_max_records=4)
     rig = gathering_rig(monkeypatch, registry, settings, per_poll=1)
     rig.drain()
     inputs = sum(len(m) for m in rig.fake.log.values())
     assert rig.fake.commits == -(-inputs // 4)  # two polls of 1 + 1 per batch
-    want = expected(LINES)
-    assert committed_records(rig, settings) == (by_case(want), rejections(want))
+    assert_committed_as_simulate(rig, settings)
 
 
 def test_messages_gathered_before_a_rebalance_are_read_again_not_lost(
     monkeypatch: pytest.MonkeyPatch, registry: WorkflowRegistry
 ) -> None:
-    settings = load_settings({"clock": "events", "partitions": 2, "commit_interval_ms": 9000,
-                              "batch_max_records": 100_000})  # fmt: skip
+    settings = gathering_settings(batch_max_records=100_000)
     rig = gathering_rig(monkeypatch, registry, settings, per_poll=2)
     rig.loop.turn()
     rig.loop.turn()
@@ -174,8 +176,7 @@ def test_messages_gathered_before_a_rebalance_are_read_again_not_lost(
     # ... and come back, at the positions they had (kafka-python keeps a kept partition's)
     fake.listener.on_partitions_assigned(assigned)
     rig.drain()
-    want = expected(LINES)
-    assert committed_records(rig, settings) == (by_case(want), rejections(want))
+    assert_committed_as_simulate(rig, settings)
 
 
 def test_an_overdue_timer_does_not_turn_gathering_into_a_busy_poll(
