@@ -207,9 +207,11 @@ class StageProcess:
     + `env`): `engine` is `fengqiao run --role engine`, `passthrough` the bench's baseline."""
 
     def __init__(
-        self, kind: str, settings: Settings, workdir: Path, profile: Path | None = None, **env: str
-    ) -> None:
-        """`profile`: run the stage under cProfile, writing its stats there on exit."""
+        self, kind: str, settings: Settings, workdir: Path, profile: Path | None = None,
+        args: tuple[str, ...] = (), **env: str,
+    ) -> None:  # fmt: skip
+        """`profile`: run the stage under cProfile, writing its stats there on exit; `args`:
+        the command line after the module."""
         self.kind = kind
         self.port = free_port()
         values = {
@@ -226,9 +228,8 @@ class StageProcess:
         }  # fmt: skip
         child = {k: v for k, v in child_env().items() if not k.startswith("FENGQIAO_")}
         child.update({f"FENGQIAO_{k}": str(v) for k, v in values.items()})
-        module = (
-            ["consumers.cli.main", "run"] if kind == "engine" else ["consumers.bench.kafka_bench"]
-        )
+        main = "consumers.cli.main run" if kind == "engine" else "consumers.bench.passthrough"
+        module = [*main.split(), *args]
         if profile is not None:
             module = ["cProfile", "-o", str(profile), "-m", *module]
         self.log = workdir / f"{kind}-{self.port}.log"

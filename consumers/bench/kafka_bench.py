@@ -2,9 +2,8 @@
 
 The baseline is the least an exactly-once stage can do with the same client library, broker,
 partitions and batch settings: consume with `read_committed`, produce every value unchanged in
-one transaction per poll, commit the offsets with `send_offsets_to_transaction`
-(`python -m consumers.bench.kafka_bench`, configured by the same FENGQIAO_* variables as the
-engine).
+one transaction per batch, commit the offsets with `send_offsets_to_transaction`
+(`consumers/bench/passthrough.py`, configured by the same FENGQIAO_* variables as the engine).
 The engine is `fengqiao run --role engine` (memory store, `events` clock). Both run as child
 processes, each with an interpreter of its own.
 
@@ -17,6 +16,10 @@ processes, each with an interpreter of its own.
   main thread's wall time split between the core, encoding, kafka-python's send, the
   transaction commit (waiting on the broker), polling and metrics. The profiler slows Python
   code, not waits: the split is a guide to what dominates, not a second measurement.
+- The engine's writes alone: the pass-through once more, writing as many records per event as
+  the profiled engine sent (its transition records and changelog snapshots). Its rate ÷ the
+  pass-through's is what engine ÷ pass-through would be if the engine's core and its own shell
+  work cost nothing: the ceiling this client library and this record contract allow.
 - Latency: at each offered rate, a paced producer sends fresh events (send time kept per
   event_id) while a `read_committed` consumer of the outputs notes when the first record
   caused by each event becomes visible. The first `warmup` seconds are not counted.
@@ -26,20 +29,15 @@ from __future__ import annotations
 
 import json
 import pstats
-import signal
 import sys
 import tempfile
 import threading
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from kafka import (
-    ConsumerRebalanceListener,
-    KafkaConsumer,
-    KafkaProducer,
-    TopicPartition,
-)
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from consumers.bench.common import (
     Broker,
@@ -56,14 +54,7 @@ from consumers.bench.common import (
     watch_throughput,
     write_json,
 )
-from consumers.kafka.gather import Gathered, behind, poll_records
-from consumers.kafka.transaction import KafkaTransaction, group_instance_id
-from consumers.runtime.settings import (
-    Settings,
-    kafka_client_config,
-    load_settings,
-)
-from engine.ports import Send
+from consumers.runtime.settings import Settings, kafka_client_config
 
 TARGET_RATIO = 0.5
 """Issue 17: at each commit interval (the first target, 0.7, was missed at 0.15-0.21)."""
@@ -77,93 +68,52 @@ BATCH_MAX_RECORDS = 20_000
 that the pass-through's sends (about 2 s of them) stay far within the transaction timeout."""
 
 
-# -- the pass-through (`python -m consumers.bench.kafka_bench`) --------------------------------
-
-
-class _Ready(ConsumerRebalanceListener):  # type: ignore[misc]  # kafka-python is untyped
-    """Says when the pass-through holds its partitions; gives back what a rebalance takes (as
-    `EngineLoop._release` does)."""
-
-    def __init__(self, gathered: Gathered, transaction: KafkaTransaction) -> None:
-        self.gathered = gathered
-        self.transaction = transaction
-
-    def _release(self, partitions: list[TopicPartition]) -> None:
-        for tp, offset in self.gathered.drop({tp.partition for tp in partitions}).items():
-            self.transaction.seek(tp, offset)
-
-    def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        self._release(revoked)
-
-    def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        self._release(assigned)
-        print("passthrough.ready", flush=True)
-
-
-def passthrough(settings: Settings, stop: threading.Event) -> None:
-    """Consume → transactional produce of the same bytes → offsets, no logic: the engine loop's
-    Kafka work through the very transaction helper, client settings and batching (polls
-    gathered up to the commit interval while behind) it uses (case-events → transitions)."""
-    transaction = KafkaTransaction(
-        settings, transactional_id=settings.transactional_id, group_id=settings.group_id,
-        group_instance_id=group_instance_id(settings, "engine"),
-    )  # fmt: skip
-    gathered = Gathered(settings.commit_interval_ms, settings.batch_max_records)
-    poll_max = poll_records(settings.batch_max_records)
-    transaction.open([settings.topic_case_events], _Ready(gathered, transaction))
-    try:
-        while not stop.is_set():
-            polled = gathered.add(transaction.poll(gathered.wait_ms()))
-            lags = [transaction.lag(tp) for tp in transaction.consumer.assignment()]
-            if not gathered.ready(behind(polled, poll_max, lags)):
-                continue
-            batch = gathered.take()
-            sends = [Send(settings.topic_transitions, tp.partition, m.key, m.value)
-                     for tp, messages in batch.items() for m in messages]  # fmt: skip
-            offsets = {tp: messages[-1].offset + 1 for tp, messages in batch.items() if messages}
-            transaction.commit(sends, offsets)
-    finally:
-        transaction.close()
-
-
-def _passthrough_main() -> None:
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    passthrough(load_settings(), stop)
-
-
 # -- throughput ----------------------------------------------------------------------------------
 
 
 def _throughput(brk: Broker, workflows: Path, events: int, partitions: int, workdir: Path, *,
                 topic: str, interval_ms: int) -> dict[str, Any]:  # fmt: skip
     """The pass-through, the engine and the pass-through again over the backlog in `topic`,
-    each with polls gathered up to `interval_ms` (the first pass-through warms up, uncounted)."""
-    runs: list[dict[str, Any]] = []
-    for n, kind in enumerate(("passthrough", "passthrough", "engine", "passthrough")):
-        settings = _stage_settings(brk, kind, partitions, workflows, interval_ms,
-                                   topic_case_events=topic)  # fmt: skip
-        stage = StageProcess(kind, settings, workdir)
-        meter = CpuMeter({"stage": stage.pid, "broker": brk.pid})
-        try:
-            run = watch_throughput(settings, events, [stage], meter)
-        finally:
-            run_exit = stage.stop()
-        print(f"{kind} at {interval_ms} ms: {run['events_per_s']} events/s", file=sys.stderr)
-        run["exit_code"] = run_exit
-        if run["events_per_s"] and "cpu_stage_cores" in run:  # the stage's CPU time per event
-            run["cpu_us_per_event"] = round(1e6 * run["cpu_stage_cores"] / run["events_per_s"])
-        if n > 0:  # the first is the warm-up
-            runs.append({"system": kind, **run})
+    each with polls gathered up to `interval_ms` (the first pass-through warms up, uncounted);
+    then the engine under cProfile, and the pass-through writing as many records as it."""
+    drain = partial(_drain, brk=brk, workflows=workflows, events=events, partitions=partitions,
+                    workdir=workdir, topic=topic, interval_ms=interval_ms)  # fmt: skip
+    kinds = ("passthrough", "passthrough", "engine", "passthrough")
+    runs = [{"system": kind, **drain(kind)} for kind in kinds][1:]  # the first warms up
     rates = [r["events_per_s"] for r in runs]
     if not all(rates):
         raise RuntimeError("a stage drained the backlog in one batch: raise --events")
     baseline = (rates[0] + rates[2]) / 2
+    profile = _profiled(brk, workflows, events, partitions, workdir,
+                        topic=topic, interval_ms=interval_ms)  # fmt: skip
+    writes = max(1.0, profile["records_sent_per_event"])
+    alone = drain("passthrough", args=("--writes-per-event", str(writes)))
     return {"commit_interval_ms": interval_ms, "runs": runs,
             "passthrough_events_per_s": round(baseline),
             "engine_events_per_s": rates[1], "ratio": round(rates[1] / baseline, 3),
-            "engine_profile": _profiled(brk, workflows, events, partitions, workdir,
-                                        topic=topic, interval_ms=interval_ms)}  # fmt: skip
+            "engine_profile": profile,
+            "writes_alone": {**alone, "writes_per_event": writes,
+                             "ratio": round(alone["events_per_s"] / baseline, 3)}}  # fmt: skip
+
+
+def _drain(kind: str, *, brk: Broker, workflows: Path, events: int, partitions: int,
+           workdir: Path, topic: str, interval_ms: int,
+           args: tuple[str, ...] = ()) -> dict[str, Any]:  # fmt: skip
+    """One stage draining the whole backlog: its events/s, CPU and exit code."""
+    settings = _stage_settings(brk, kind, partitions, workflows, interval_ms,
+                               topic_case_events=topic)  # fmt: skip
+    stage = StageProcess(kind, settings, workdir, args=args)
+    meter = CpuMeter({"stage": stage.pid, "broker": brk.pid})
+    try:
+        run = watch_throughput(settings, events, [stage], meter)
+    finally:
+        code = stage.stop()
+    run["exit_code"] = code
+    print(f"{kind} {' '.join(args)} at {interval_ms} ms: {run['events_per_s']} events/s",
+          file=sys.stderr)  # fmt: skip
+    if run["events_per_s"] and "cpu_stage_cores" in run:  # the stage's CPU time per event
+        run["cpu_us_per_event"] = round(1e6 * run["cpu_stage_cores"] / run["events_per_s"])
+    return run
 
 
 def _stage_settings(brk: Broker, kind: str, partitions: int, workflows: Path, interval_ms: int,
@@ -368,6 +318,7 @@ def _report_throughput(t: dict[str, Any]) -> None:
         ["part", "µs/event"], list(prof["us_per_event"].items()),
     )  # fmt: skip
 
-
-if __name__ == "__main__":
-    _passthrough_main()
+    alone = t["writes_alone"]
+    print(f"the engine's writes alone ({alone['writes_per_event']} records per event, no core): "
+          f"{alone['events_per_s']} events/s = {alone['ratio']} × the pass-through, the ceiling "
+          f"of engine / pass-through at {interval} ms")  # fmt: skip

@@ -41,6 +41,13 @@ def test_bench_kafka_tiny(
         assert _positive(split["core: decode, decide, build records"])
         assert _positive(split["kafka-python send() (into the batch)"])
         assert _positive(split["transaction: offsets + commit (waits)"])
+        alone = throughput["writes_alone"]  # the pass-through writing as much as the engine
+        assert alone["writes_per_event"] == max(
+            1.0, throughput["engine_profile"]["records_sent_per_event"]
+        )
+        assert _positive(alone["events_per_s"])
+        assert _positive(alone["ratio"])
+        assert alone["exit_code"] == 0
     assert [(r["system"], r["commit_interval_ms"], r["rate"]) for r in figures["latency"]] == [
         ("passthrough", 10, 200),
         ("engine", 10, 200),

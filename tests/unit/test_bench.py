@@ -7,9 +7,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from consumers.bench.common import percentiles, stream
+from consumers.bench.passthrough import Copies, main, sends_for
 from consumers.bench.scale import BURST, DUE, scale_case, templates
+from consumers.runtime.settings import load_settings
 
 pytestmark = pytest.mark.unit
 
@@ -39,3 +43,31 @@ def test_scale_cases_are_distinct_and_the_burst_falls_in_one_second() -> None:
     assert len(in_burst) == 3
     assert all(c.clock < DUE for c in cases)
     assert all(e.startswith(c.case_id) for c in cases for e in c.seen)
+
+
+@given(st.floats(min_value=1, max_value=8, allow_nan=False), st.integers(0, 3000))
+def test_copies_spread_k_writes_per_event_evenly(per_event: float, events: int) -> None:
+    """The write-matched pass-through writes round(N × K) records for N inputs, each input at
+    least once: its rate is the engine's write volume, not more, not less."""
+    copies = Copies(per_event)
+    counts = [copies.next() for _ in range(events)]
+    assert all(c >= 1 for c in counts)
+    assert abs(sum(counts) - events * per_event) < 1
+
+
+def test_the_first_copy_goes_to_transitions_and_the_rest_to_the_changelog() -> None:
+    settings = load_settings({})
+    sends = sends_for(settings, 2, b"case-1", b"{}", 3)
+    assert [s.topic for s in sends] == [
+        settings.topic_transitions,
+        *[settings.topic_case_state] * 2,
+    ]
+    assert {(s.partition, s.key, s.value) for s in sends} == {(2, b"case-1", b"{}")}
+
+
+def test_fewer_than_one_write_per_event_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        Copies(0.5)
+    with pytest.raises(SystemExit) as refused:
+        main(["--writes-per-event", "0.5"])
+    assert refused.value.code == 2
