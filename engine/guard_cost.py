@@ -22,10 +22,12 @@ or whoever writes a payload could stall a partition. Two bounds close that:
   so the assumption of the estimate holds. A larger input makes the guard fail with a reason
   (the event is refused as `guard_failed`), it is never evaluated.
 
-With these limits the costliest guards we could write that still pass validation took 0.2–0.3 s
-on the largest input allowed (14 reads of a 240-element list inside one comprehension; a
-1000-character regular expression matched against each of 200 strings); the shipped guards take
-microseconds. `tests/unit/test_guard_cost.py` keeps those worst cases under a bound.
+With these limits the costliest guards we could write that still pass validation take tenths
+of a second on the largest input allowed (14 reads of a 240-element list inside one
+comprehension; a 1000-character regular expression matched against each of 200 strings); the
+shipped guards take microseconds. `fengqiao bench core` times those worst cases against a
+plain guard (`consumers/bench/limits.py`); `tests/unit/test_guard_cost.py` checks that they
+pass, stay within the estimate and evaluate.
 """
 
 from __future__ import annotations
@@ -101,25 +103,60 @@ def _string_end(source: str, start: int, opener: str) -> int:
 
 def guard_cost_problem(source: str) -> str | None:
     """Why the guard `source` (already compiled by CEL) may cost too much; None if it may not."""
+    estimate = _estimate(source)
+    if estimate.shape is not None:
+        return estimate.shape
+    macros = estimate.macros
+    if len(macros) > MAX_COMPREHENSIONS:
+        return (
+            f"{len(macros)} comprehensions ({', '.join(sorted(set(macros)))}); "
+            f"a guard may have at most {MAX_COMPREHENSIONS}"
+        )
+    if estimate.deepest > MAX_COMPREHENSION_DEPTH:
+        return (
+            f"comprehensions nested {estimate.deepest} deep; at most {MAX_COMPREHENSION_DEPTH} "
+            "(each level multiplies the work by the length of a list)"
+        )
+    if estimate.steps > MAX_GUARD_COST:
+        return (
+            f"too costly: about {_millions(estimate.steps)} steps when its lists hold "
+            f"{MAX_GUARD_INPUT_ITEMS} items, at most {_millions(MAX_GUARD_COST)}; read event "
+            "and case fields outside nested comprehensions, or nest fewer"
+        )
+    return None
+
+
+def estimated_steps(source: str) -> int:
+    """The estimate `guard_cost_problem` holds against `MAX_GUARD_COST`, as a number: how close
+    a guard comes to the bound is checked exactly by tests and quoted by `bench core`, where
+    its running time on a shared machine cannot be."""
+    return _estimate(source).steps
+
+
+@dataclass(frozen=True, slots=True)
+class _Estimate:
+    steps: int
+    macros: list[str]
+    deepest: int
+    shape: str | None
+    """The first macro refused whatever the sizes (`map`, a nested `filter`), if any."""
+
+
+def _estimate(source: str) -> _Estimate:
     n = MAX_GUARD_INPUT_ITEMS
     tokens = list(_tokens(source))
     stack: list[str | None] = []  # one entry per open bracket: the macro name, or None
     macros: list[str] = []
     cost = 0
     deepest = 0
+    shape: str | None = None
     for i, token in enumerate(tokens):
         depth = sum(1 for entry in stack if entry is not None)
         if token.kind == "punct" and token.text in "([{":
             name = tokens[i - 1].text if i >= 2 and tokens[i - 1].kind == "ident" else ""
             macro = name in COMPREHENSIONS and tokens[i - 2].text == "." and token.text == "("
             if macro:
-                if name == "map":
-                    return (
-                        "map() is not allowed in a guard (it builds a list, and a guard only "
-                        "needs a boolean: use exists() or all())"
-                    )
-                if name == "filter" and depth > 0:
-                    return "filter() inside another comprehension is too costly; use exists()"
+                shape = shape or _shape_problem(name, depth)
                 macros.append(name)
                 deepest = max(deepest, depth + 1)
                 if name == "filter":
@@ -135,22 +172,17 @@ def guard_cost_problem(source: str) -> str | None:
         follows_dot = i > 0 and tokens[i - 1].text == "."
         is_input = token.kind == "ident" and token.text in INPUTS and not follows_dot
         cost += n ** (depth + 1) if is_input else n**depth
-    if len(macros) > MAX_COMPREHENSIONS:
+    return _Estimate(cost, macros, deepest, shape)
+
+
+def _shape_problem(macro: str, depth: int) -> str | None:
+    if macro == "map":
         return (
-            f"{len(macros)} comprehensions ({', '.join(sorted(set(macros)))}); "
-            f"a guard may have at most {MAX_COMPREHENSIONS}"
+            "map() is not allowed in a guard (it builds a list, and a guard only "
+            "needs a boolean: use exists() or all())"
         )
-    if deepest > MAX_COMPREHENSION_DEPTH:
-        return (
-            f"comprehensions nested {deepest} deep; at most {MAX_COMPREHENSION_DEPTH} "
-            "(each level multiplies the work by the length of a list)"
-        )
-    if cost > MAX_GUARD_COST:
-        return (
-            f"too costly: about {_millions(cost)} steps when its lists hold "
-            f"{MAX_GUARD_INPUT_ITEMS} items, at most {_millions(MAX_GUARD_COST)}; read event "
-            "and case fields outside nested comprehensions, or nest fewer"
-        )
+    if macro == "filter" and depth > 0:
+        return "filter() inside another comprehension is too costly; use exists()"
     return None
 
 

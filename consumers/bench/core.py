@@ -12,6 +12,9 @@ Two more figures say where the time and memory go:
   so the split is a guide, not a measurement of its own);
 - the memory an open case takes in the core (its `Case`, its timers, the replay's indexes),
   by `tracemalloc` around opening `cases` cases that stay open.
+
+Last, "at the limits" (`consumers/bench/limits.py`): the worst guards that pass validation
+against a plain guard, and refusing an alias bomb against checking a shipped workflow.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from typing import Any
 
 from transitions import Machine
 
+from consumers.bench.limits import at_the_limits, print_limits
 from consumers.synthetic import WORKFLOW, synthetic_stream
 from engine.batch import BatchReplay, BatchResult, Input
 from engine.core import Engine
@@ -195,6 +199,8 @@ def run_core_bench(workflows: Path, cases: int, repeat: int, out: str | None) ->
     for label, us in stages.items():
         print(f"  {label:<{width}}  {us:6.1f} µs")
     figures["breakdown_us_per_event"] = stages
+    figures["at_the_limits"] = limits = at_the_limits(repeat)
+    print_limits(limits)
     if out:
         Path(out).write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
     print(f"ratio={figures['ratio']}")

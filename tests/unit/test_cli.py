@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
 
+from consumers.bench.limits import WORST
 from consumers.cli.main import main
 from consumers.cli.schemas import schema_documents
 from tests.integration.intake_samples import CHANNELS
@@ -102,6 +104,13 @@ def test_bench_core_prints_figures_and_ratio(
     assert len(stages) == 7
     assert sum(stages.values()) == pytest.approx(figures["engine_us_per_event"], abs=0.5)
     assert stages["decode + validate event (json, pydantic)"] > 0
+    # at the limits: every worst guard and the alias bomb, each with its ratio to a baseline
+    limits = figures["at_the_limits"]
+    assert sorted(limits["worst_guards"]) == sorted(WORST)
+    rows = [*limits["worst_guards"].values(), limits["alias_bomb"]]
+    sizes = [limits["plain_guard_ms"], *(v for row in rows for v in row.values())]
+    assert all(isinstance(v, int | float) and 0 < v < math.inf for v in sizes)
+    assert "refuse alias-bomb.yaml" in "\n".join(printed)
 
 
 def test_run_with_invalid_settings_exits_2_naming_the_variable(
