@@ -17,7 +17,8 @@ processes, each with an interpreter of its own.
   transaction commit (waiting on the broker), polling and metrics. The profiler slows Python
   code, not waits: the split is a guide to what dominates, not a second measurement.
 - The engine's writes alone: the pass-through once more, writing as many records per event as
-  the profiled engine sent (its transition records and changelog snapshots). Its rate ÷ the
+  the profiled engine sent (its transition records and changelog snapshots), each as large as
+  the core's records are on average over the same stream. Its rate ÷ the
   pass-through's is what engine ÷ pass-through would be if the engine's core and its own shell
   work cost nothing: the ceiling this client library and this record contract allow.
 - Latency: at each offered rate, a paced producer sends fresh events (send time kept per
@@ -54,7 +55,10 @@ from consumers.bench.common import (
     watch_throughput,
     write_json,
 )
+from consumers.bench.core import batches
 from consumers.runtime.settings import Settings, kafka_client_config
+from engine.core import Engine
+from engine.registry import WorkflowRegistry
 
 TARGET_RATIO = 0.5
 """Issue 17: at each commit interval (the first target, 0.7, was missed at 0.15-0.21)."""
@@ -87,13 +91,28 @@ def _throughput(brk: Broker, workflows: Path, events: int, partitions: int, work
     profile = _profiled(brk, workflows, events, partitions, workdir,
                         topic=topic, interval_ms=interval_ms)  # fmt: skip
     writes = max(1.0, profile["records_sent_per_event"])
-    alone = drain("passthrough", args=("--writes-per-event", str(writes)))
+    size = record_bytes(workflows, events)
+    alone = drain("passthrough", args=("--writes-per-event", str(writes),
+                                       "--bytes-per-write", str(size)))  # fmt: skip
     return {"commit_interval_ms": interval_ms, "runs": runs,
             "passthrough_events_per_s": round(baseline),
             "engine_events_per_s": rates[1], "ratio": round(rates[1] / baseline, 3),
             "engine_profile": profile,
-            "writes_alone": {**alone, "writes_per_event": writes,
+            "writes_alone": {**alone, "writes_per_event": writes, "bytes_per_write": size,
                              "ratio": round(alone["events_per_s"] / baseline, 3)}}  # fmt: skip
+
+
+def record_bytes(workflows: Path, events: int) -> int:
+    """The mean size of the records the core writes (outputs and snapshots) for the first
+    events of the bench's stream, taken through its batch step as `bench core` does."""
+    engine = Engine(WorkflowRegistry.load(workflows))
+    written = [
+        len(value)
+        for result in batches(engine, stream(min(events, 6000)))
+        for value in (*(o.value for o in result.outputs), *(c.snapshot for c in result.changes))
+        if value is not None
+    ]
+    return round(sum(written) / max(1, len(written)))
 
 
 def _drain(kind: str, *, brk: Broker, workflows: Path, events: int, partitions: int,
@@ -319,6 +338,7 @@ def _report_throughput(t: dict[str, Any]) -> None:
     )  # fmt: skip
 
     alone = t["writes_alone"]
-    print(f"the engine's writes alone ({alone['writes_per_event']} records per event, no core): "
+    print(f"the engine's writes alone ({alone['writes_per_event']} records of "
+          f"{alone['bytes_per_write']} B per event, no core): "
           f"{alone['events_per_s']} events/s = {alone['ratio']} × the pass-through, the ceiling "
           f"of engine / pass-through at {interval} ms")  # fmt: skip

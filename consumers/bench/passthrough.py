@@ -7,11 +7,13 @@ transaction helper, client settings and batching (polls gathered up to the commi
 behind). So the engine ÷ pass-through ratio isolates what the engine adds.
 
 By default every input is written once, unchanged, to the transitions topic. With
-`--writes-per-event K` it writes as many records as the engine does (K = the engine's records
-sent per event, measured in the same run): one to the transitions topic, and the rest to the
-compacted case-state topic under the case's key, as the engine's snapshots go. That run
-measures the engine's Kafka writes alone, as if its core and its own shell work cost nothing:
-the ceiling of engine ÷ pass-through for this client library and this record contract.
+`--writes-per-event K --bytes-per-write B` it writes as many records and bytes as the engine
+does (K = the engine's records sent per event, measured in the same run; B = the mean size of
+its records): one to the transitions topic, and the rest to the compacted case-state topic
+under the case's key, as the engine's snapshots go, each value padded with JSON whitespace to
+B bytes. That run measures the engine's Kafka writes alone, as if its core and its own shell
+work cost nothing: the ceiling of engine ÷ pass-through for this client library and this
+record contract.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ class Copies:
     written once or more; the fractions carry over), so that N inputs give round(N × K)."""
 
     def __init__(self, per_event: float) -> None:
-        if per_event < 1:
+        if not per_event >= 1:  # NaN too
             raise ValueError(f"writes per event must be at least 1, not {per_event}")
         self.per_event = per_event
         self.owed = 0.0
@@ -65,14 +67,18 @@ class Copies:
         return copies
 
 
-def sends_for(settings: Settings, partition: int, key: bytes | None, value: bytes,
-              copies: int) -> list[Send]:  # fmt: skip
-    """The first copy goes to the transitions topic, the others to the case-state topic."""
+def sends_for(settings: Settings, partition: int, key: bytes | None, value: bytes, *,
+              copies: int, size: int = 0) -> list[Send]:  # fmt: skip
+    """The first copy goes to the transitions topic, the others to the case-state topic; a
+    value shorter than `size` is padded with spaces (still the same JSON)."""
+    value = value.ljust(size)
     first = Send(settings.topic_transitions, partition, key, value)
     return [first, *[Send(settings.topic_case_state, partition, key, value)] * (copies - 1)]
 
 
-def passthrough(settings: Settings, stop: threading.Event, writes_per_event: float = 1.0) -> None:
+def passthrough(
+    settings: Settings, stop: threading.Event, writes_per_event: float = 1.0, size: int = 0
+) -> None:
     """Consume → transactional produce of the same bytes → offsets, until `stop`."""
     transaction = KafkaTransaction(
         settings, transactional_id=settings.transactional_id, group_id=settings.group_id,
@@ -93,7 +99,9 @@ def passthrough(settings: Settings, stop: threading.Event, writes_per_event: flo
                 send
                 for tp, messages in batch.items()
                 for m in messages
-                for send in sends_for(settings, tp.partition, m.key, m.value, copies.next())
+                for send in sends_for(
+                    settings, tp.partition, m.key, m.value, copies=copies.next(), size=size
+                )
             ]
             offsets = {tp: messages[-1].offset + 1 for tp, messages in batch.items() if messages}
             transaction.commit(sends, offsets)
@@ -105,12 +113,16 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m consumers.bench.passthrough")
     parser.add_argument("--writes-per-event", type=float, default=1.0,
                         help="records written per input, on average (default 1)")  # fmt: skip
+    parser.add_argument("--bytes-per-write", type=int, default=0,
+                        help="pad shorter values to this size (default: as read)")  # fmt: skip
     args = parser.parse_args(argv)
-    if args.writes_per_event < 1:
+    if not args.writes_per_event >= 1:  # NaN too
         parser.error("--writes-per-event must be at least 1")
+    if args.bytes_per_write < 0:
+        parser.error("--bytes-per-write must not be negative")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    passthrough(load_settings(), stop, args.writes_per_event)
+    passthrough(load_settings(), stop, args.writes_per_event, args.bytes_per_write)
 
 
 if __name__ == "__main__":

@@ -57,17 +57,26 @@ def test_copies_spread_k_writes_per_event_evenly(per_event: float, events: int) 
 
 def test_the_first_copy_goes_to_transitions_and_the_rest_to_the_changelog() -> None:
     settings = load_settings({})
-    sends = sends_for(settings, 2, b"case-1", b"{}", 3)
-    assert [s.topic for s in sends] == [
-        settings.topic_transitions,
-        *[settings.topic_case_state] * 2,
-    ]
+    sends = sends_for(settings, 2, b"case-1", b"{}", copies=3)
+    changelog = [settings.topic_case_state] * 2
+    assert [s.topic for s in sends] == [settings.topic_transitions, *changelog]
     assert {(s.partition, s.key, s.value) for s in sends} == {(2, b"case-1", b"{}")}
+
+
+def test_copies_are_padded_to_the_engine_record_size_and_stay_json() -> None:
+    (send,) = sends_for(load_settings({}), 0, None, b'{"a": 1}', copies=1, size=20)
+    assert send.value is not None
+    assert len(send.value) == 20
+    assert json.loads(send.value) == {"a": 1}
+    (longer,) = sends_for(load_settings({}), 0, None, b'{"a": 1}', copies=1, size=3)
+    assert longer.value == b'{"a": 1}'  # never cut
 
 
 def test_fewer_than_one_write_per_event_is_refused() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         Copies(0.5)
-    with pytest.raises(SystemExit) as refused:
-        main(["--writes-per-event", "0.5"])
-    assert refused.value.code == 2
+    for argv in (["--writes-per-event", "0.5"], ["--writes-per-event", "nan"],
+                 ["--bytes-per-write", "-1"]):  # fmt: skip
+        with pytest.raises(SystemExit) as refused:
+            main(argv)
+        assert refused.value.code == 2
