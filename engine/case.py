@@ -65,7 +65,7 @@ class Checkpoint(NamedTuple):
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "at": self.at.isoformat(),
+            "at": _iso(self.at),
             "before": None if self.before is None else self.before.to_dict(),
             "produced": list(self.produced),
         }
@@ -156,9 +156,9 @@ class Case(NamedTuple):
             "state": self.state,
             "tier": self.tier,
             "seq": self.seq,
-            "clock": self.clock.isoformat(),
-            "opened_at": self.opened_at.isoformat(),
-            "entered_at": self.entered_at.isoformat(),
+            "clock": _iso(self.clock),
+            "opened_at": _iso(self.opened_at),
+            "entered_at": _iso(self.entered_at),
             "entered_seq": self.entered_seq,
             "escalations": self.escalations,
             "breaches": self.breaches,
@@ -168,17 +168,17 @@ class Case(NamedTuple):
             "seen": list(self.seen),
         }
         if self.marks:  # absent rather than empty: older snapshots read the same
-            out["marks"] = [[name, at.isoformat()] for name, at in self.marks]
+            out["marks"] = [[name, _iso(at)] for name, at in self.marks]
         if self.history:
             out["history"] = [checkpoint.to_dict() for checkpoint in self.history]
         if self.sla is not None:
             s = self.sla
             out["sla"] = {
-                "deadline": s.deadline.isoformat(),
-                "warning_at": s.warning_at.isoformat(),
+                "deadline": _iso(s.deadline),
+                "warning_at": _iso(s.warning_at),
                 "warned": s.warned,
                 "breached": s.breached,
-                "paused_at": s.paused_at.isoformat() if s.paused_at else None,
+                "paused_at": _iso(s.paused_at) if s.paused_at else None,
                 "extensions": s.extensions,
                 "data_missing": s.data_missing,
             }
@@ -231,6 +231,25 @@ _ZONES: dict[tzinfo, tzinfo] = {}
 SHARED_VALUE_MAX = 64
 """Attribute strings up to this length are interned (categories, districts); longer ones are
 free text, kept as they are."""
+
+
+ISO_MEMO_ENTRIES = 4096
+"""Texts `_iso` remembers; when full it forgets them all (bounded memory, no LRU upkeep)."""
+_ISO: dict[tuple[datetime, tzinfo | None, int], str] = {}
+
+
+def _iso(at: datetime) -> str:
+    """`at.isoformat()`, remembered: a snapshot writes five instants (~11k instructions each),
+    and most come back from the case's last snapshot or from other cases (its opening, the
+    stay's entry, deadlines shared by the day). Keyed by value, zone object and fold: equal
+    datetimes with the same `tzinfo` and `fold` have the same fields, hence the same text."""
+    key = (at, at.tzinfo, at.fold)
+    text = _ISO.get(key)
+    if text is None:
+        if len(_ISO) >= ISO_MEMO_ENTRIES:
+            _ISO.clear()
+        text = _ISO[key] = at.isoformat()
+    return text
 
 
 def _timestamp(text: str) -> datetime:
